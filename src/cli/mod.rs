@@ -1,0 +1,101 @@
+//! Command-line parsing, logging setup and exit codes.
+
+mod progress;
+mod train;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for invalid input: options, data files, configuration or checkpoints.
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code for a run that failed after its input was accepted.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code after Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// DeepCluster: unsupervised training of convolutional networks by clustering their features.
+#[derive(Debug, Parser)]
+#[command(name = "deepcluster", version, about, long_about = None)]
+struct Cli {
+    /// Print only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Print more detail (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a network with DeepCluster and write a run folder.
+    Train(Box<train::TrainArgs>),
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.quiet, cli.verbose);
+    let result = match cli.command {
+        Command::Train(args) => train::run(*args, cli.quiet),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            failure.exit_code
+        }
+    }
+}
+
+/// An error with the exit code it maps to.
+pub struct Failure {
+    error: anyhow::Error,
+    exit_code: i32,
+}
+
+impl Failure {
+    /// Invalid input: exit code 2.
+    pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            error: error.into(),
+            exit_code: EXIT_BAD_INPUT,
+        }
+    }
+}
+
+impl From<deepcluster::train::TrainError> for Failure {
+    fn from(error: deepcluster::train::TrainError) -> Self {
+        let exit_code = match &error {
+            deepcluster::train::TrainError::Interrupted => EXIT_INTERRUPTED,
+            error if error.is_bad_input() => EXIT_BAD_INPUT,
+            _ => EXIT_FAILURE,
+        };
+        Self {
+            error: error.into(),
+            exit_code,
+        }
+    }
+}
+
+fn init_logging(quiet: bool, verbose: u8) {
+    let default_level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    // Only this crate's events at the chosen level; dependencies stay at warnings unless
+    // RUST_LOG says otherwise.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,deepcluster={default_level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

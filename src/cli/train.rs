@@ -1,0 +1,318 @@
+//! `deepcluster train`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use clap::Args;
+use deepcluster::data::{self, Dataset, Format, LoadOptions, Split};
+use deepcluster::device::parse_device;
+use deepcluster::model::Architecture;
+use deepcluster::train::{self, RunOptions, TrainConfig};
+
+use super::Failure;
+use super::progress::Bars;
+
+/// Options of `deepcluster train`. Each option left unset keeps the value of `--config`, or the
+/// default shown.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset: an IDX file or folder (MNIST, Fashion-MNIST), a CIFAR-10/100 binary file or
+    /// folder, or a folder of images. Default: the embedded Fashion-MNIST test split (10,000
+    /// images).
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+
+    /// Dataset format; detected from the path when unset.
+    #[arg(long, value_parser = ["idx", "cifar10", "cifar100", "folder"])]
+    format: Option<String>,
+
+    /// Split to read where the format has several [default: train].
+    #[arg(long, value_parser = ["train", "test"])]
+    split: Option<String>,
+
+    /// Train on the first N images only.
+    #[arg(long, value_name = "N")]
+    max_images: Option<usize>,
+
+    /// Convert colour images to grayscale.
+    #[arg(long)]
+    grayscale: bool,
+
+    /// Resize the images of a folder dataset to HEIGHTxWIDTH pixels, e.g. 32x32 [default: the
+    /// size of the first image].
+    #[arg(long, value_name = "HxW", value_parser = parse_size)]
+    image_size: Option<[u32; 2]>,
+
+    /// Stop on an undecodable image instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+
+    /// TOML file of settings (the keys of a run folder's config.toml); options given on the
+    /// command line override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Run folder to create [default: runs/run-<unix time>].
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    out: Option<PathBuf>,
+
+    /// Continue the run in DIR from its latest checkpoint (up to --epochs in total).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+
+    /// Number of k-means clusters (pseudo-labels) [default: 100].
+    #[arg(short, long)]
+    k: Option<usize>,
+
+    /// Dimension of the PCA before k-means [default: 256].
+    #[arg(long, value_name = "DIM")]
+    pca_dim: Option<usize>,
+
+    /// Do not whiten the PCA output.
+    #[arg(long)]
+    no_whiten: bool,
+
+    /// Lloyd iterations of k-means per epoch [default: 20].
+    #[arg(long, value_name = "N")]
+    kmeans_iterations: Option<usize>,
+
+    /// Total number of epochs [default: 4].
+    #[arg(long)]
+    epochs: Option<usize>,
+
+    /// Images per batch [default: 256].
+    #[arg(long)]
+    batch_size: Option<usize>,
+
+    /// SGD learning rate [default: 0.05].
+    #[arg(long)]
+    lr: Option<f64>,
+
+    /// SGD momentum of the backbone [default: 0.9].
+    #[arg(long)]
+    momentum: Option<f64>,
+
+    /// L2 weight decay [default: 1e-5].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+
+    /// Network architecture [default: alexnet].
+    #[arg(long, value_enum)]
+    arch: Option<Architecture>,
+
+    /// Multiplier on every layer's width [default: 0.5].
+    #[arg(long, value_name = "X")]
+    width: Option<f32>,
+
+    /// Feed the images to the first convolution directly, without the grayscale + Sobel front
+    /// end.
+    #[arg(long)]
+    no_sobel: bool,
+
+    /// Smallest area of a random resized crop, as a fraction of the image [default: 0.5].
+    #[arg(long, value_name = "FRACTION")]
+    crop_scale_min: Option<f32>,
+
+    /// Do not mirror training images.
+    #[arg(long)]
+    no_flip: bool,
+
+    /// Seed of every random choice [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Number of CPU threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+
+    /// Device to train on: cpu, or tch, tch-cuda:N, wgpu when built with those features.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn parse_size(text: &str) -> Result<[u32; 2], String> {
+    let invalid = || format!("invalid size `{text}`; expected HEIGHTxWIDTH, e.g. 32x32");
+    let (height, width) = text.split_once(['x', 'X']).ok_or_else(invalid)?;
+    let height: u32 = height.trim().parse().map_err(|_| invalid())?;
+    let width: u32 = width.trim().parse().map_err(|_| invalid())?;
+    if height == 0 || width == 0 {
+        return Err(invalid());
+    }
+    Ok([height, width])
+}
+
+impl TrainArgs {
+    /// The configuration: `--config` (or the defaults, or the checkpoint's with `--resume`),
+    /// overridden by every option given.
+    fn resolve_config(&self) -> Result<TrainConfig, Failure> {
+        let mut config = match &self.config {
+            Some(path) => TrainConfig::from_toml_file(path).map_err(Failure::bad_input)?,
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident = $value:expr),* $(,)?) => {
+                $(if let Some(value) = $value.clone() { config.$field = value; })*
+            };
+        }
+        set!(
+            split = self.split,
+            k = self.k,
+            pca_dim = self.pca_dim,
+            kmeans_iterations = self.kmeans_iterations,
+            epochs = self.epochs,
+            batch_size = self.batch_size,
+            learning_rate = self.lr,
+            momentum = self.momentum,
+            weight_decay = self.weight_decay,
+            architecture = self.arch,
+            width_multiplier = self.width,
+            crop_scale_min = self.crop_scale_min,
+            seed = self.seed,
+        );
+        if self.data.is_some() {
+            config.data = self.data.clone();
+        }
+        if self.format.is_some() {
+            config.format = self.format.clone();
+        }
+        if self.max_images.is_some() {
+            config.max_images = self.max_images;
+        }
+        if self.image_size.is_some() {
+            config.image_size = self.image_size;
+        }
+        config.grayscale |= self.grayscale;
+        config.strict |= self.strict;
+        config.whiten &= !self.no_whiten;
+        config.sobel &= !self.no_sobel;
+        config.horizontal_flip &= !self.no_flip;
+        config.validate().map_err(Failure::bad_input)?;
+        Ok(config)
+    }
+}
+
+/// Loads the dataset a configuration names, applies grayscale and `max_images`.
+pub fn load_dataset(config: &TrainConfig) -> Result<Dataset, Failure> {
+    let mut dataset = match &config.data {
+        None => data::load_embedded_fashion_mnist().map_err(Failure::bad_input)?,
+        Some(path) => {
+            let format = match &config.format {
+                Some(name) => Some(name.parse::<Format>().map_err(Failure::bad_input)?),
+                None => None,
+            };
+            let split: Split = config.split.parse().map_err(Failure::bad_input)?;
+            let options = LoadOptions {
+                format,
+                split,
+                strict: config.strict,
+                image_size: config.image_size.map(|[height, width]| (width, height)),
+                ..LoadOptions::default()
+            };
+            data::load(path, &options).map_err(Failure::bad_input)?
+        }
+    };
+    if dataset.n_skipped > 0 {
+        tracing::warn!(
+            "skipped {} undecodable images (use --strict to stop on them)",
+            dataset.n_skipped
+        );
+    }
+    if config.grayscale {
+        dataset.to_grayscale();
+    }
+    if let Some(max_images) = config.max_images {
+        dataset.truncate(max_images);
+    }
+    tracing::info!(
+        "dataset: {} ({} images, {}x{}x{}{})",
+        dataset.source,
+        dataset.len(),
+        dataset.channels,
+        dataset.height,
+        dataset.width,
+        if dataset.labels.is_some() {
+            ", labels used for metrics only"
+        } else {
+            ""
+        }
+    );
+    Ok(dataset)
+}
+
+/// Runs `deepcluster train`.
+pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "invalid --threads 0: use at least 1"
+            )));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot configure the thread pool")
+            .map_err(Failure::bad_input)?;
+    }
+    let device = parse_device(&args.device).map_err(Failure::bad_input)?;
+
+    let (config, run_dir, resume) = match &args.resume {
+        Some(run_dir) => {
+            let mut config = checkpointed_config(run_dir)?;
+            if let Some(epochs) = args.epochs {
+                config.epochs = epochs;
+            }
+            (config, run_dir.clone(), true)
+        }
+        None => {
+            let config = args.resolve_config()?;
+            let run_dir = args.out.clone().unwrap_or_else(train::run::default_run_dir);
+            (config, run_dir, false)
+        }
+    };
+    let dataset = load_dataset(&config)?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C stops at once; the last checkpoint is complete on disk.
+            std::process::exit(super::EXIT_INTERRUPTED);
+        }
+        eprintln!("\nstopping after the current batch (press Ctrl-C again to stop now)");
+    })
+    .context("cannot install the Ctrl-C handler")
+    .map_err(|error| Failure {
+        error,
+        exit_code: super::EXIT_FAILURE,
+    })?;
+
+    tracing::info!("run folder: {}", run_dir.display());
+    let options = RunOptions {
+        run_dir: run_dir.clone(),
+        resume,
+        device,
+    };
+    let bars = Bars::new(quiet);
+    let summary = train::train(&config, &dataset, &options, &bars, &interrupted)?;
+    tracing::info!(
+        "finished {} epochs; run folder {} (metrics.jsonl, assignments/, checkpoints/)",
+        summary.epochs_completed,
+        run_dir.display()
+    );
+    Ok(())
+}
+
+/// The configuration saved in a run folder's latest checkpoint.
+fn checkpointed_config(run_dir: &std::path::Path) -> Result<TrainConfig, Failure> {
+    let epochs = train::checkpoint::list_checkpoints(run_dir)?;
+    let Some(&epoch) = epochs.last() else {
+        return Err(train::TrainError::NoCheckpoint {
+            path: run_dir.to_owned(),
+        }
+        .into());
+    };
+    let paths = train::checkpoint::CheckpointPaths::for_epoch(run_dir, epoch);
+    Ok(train::checkpoint::read_meta(&paths.meta)?.config)
+}

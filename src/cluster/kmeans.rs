@@ -1,0 +1,668 @@
+//! Lloyd's k-means in the style of faiss's `Clustering`: blocked distance computation by
+//! matrix products, per-cluster mean update, and splitting of empty clusters.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::check_points;
+use super::error::ClusterError;
+use super::gemm::matmul_a_bt;
+
+/// Default number of Lloyd iterations, as `niter` in faiss's `ClusteringParameters`
+/// (faiss 1.x). DeepCluster keeps it.
+pub const FAISS_DEFAULT_MAX_ITERATIONS: usize = 20;
+
+/// Below this many points per centroid [`kmeans`] logs a warning, as faiss's
+/// `ClusteringParameters::min_points_per_centroid` does (faiss 1.x).
+pub const FAISS_MIN_POINTS_PER_CENTROID: usize = 39;
+
+/// Relative perturbation applied when an empty cluster takes over half of a donor cluster:
+/// coordinates are scaled by `1 ± SPLIT_PERTURBATION`, with opposite signs for the two
+/// centroids and alternating signs across coordinates (faiss's `Clustering.cpp` uses the same `EPS`).
+pub const SPLIT_PERTURBATION: f32 = 1.0 / 1024.0;
+
+/// Points per parallel block in the assignment step.
+const ROW_BLOCK: usize = 1024;
+
+/// Centroids per matrix product in the assignment step. This bounds the scratch buffer to
+/// `ROW_BLOCK * CENTROID_TILE` floats per thread whatever `n_clusters` is.
+const CENTROID_TILE: usize = 1024;
+
+/// Values per block when summing in a fixed order.
+const SUM_BLOCK: usize = 16384;
+
+/// Initialisation method, used when [`KMeansConfig::initial_centroids`] is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Init {
+    /// `n_clusters` distinct points drawn uniformly, as faiss and DeepCluster do.
+    #[default]
+    RandomPoints,
+    /// k-means++ (Arthur and Vassilvitskii, 2007): each next centroid is a point drawn with
+    /// probability proportional to its squared distance to the nearest chosen centroid.
+    /// Costs about one assignment step without the matrix-product speed-up.
+    KMeansPlusPlus,
+}
+
+/// Settings for [`kmeans`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KMeansConfig {
+    /// Number of clusters `k`, at least 1 and at most the number of points.
+    pub n_clusters: usize,
+    /// Number of Lloyd iterations (assignment and update), at least 1. There is no early
+    /// stop, as in faiss. Default [`FAISS_DEFAULT_MAX_ITERATIONS`].
+    pub max_n_iterations: usize,
+    /// Number of independent runs, at least 1. The run with the lowest final objective is
+    /// returned. Default 1.
+    pub n_redo: usize,
+    /// Initialisation used when `initial_centroids` is `None`. Default
+    /// [`Init::RandomPoints`].
+    pub init: Init,
+    /// Seed for initialisation, subsampling and empty-cluster splitting. Default 0.
+    pub seed: u64,
+    /// Train on at most `n_clusters * max_points_per_centroid` random points (faiss uses
+    /// 256). `None`, the default and DeepCluster's choice, trains on all points. The final
+    /// assignments always cover all points.
+    pub max_points_per_centroid: Option<usize>,
+    /// Starting centroids of shape `[n_clusters, dim]`, used by every run. Overrides `init`.
+    pub initial_centroids: Option<Vec<f32>>,
+}
+
+impl KMeansConfig {
+    /// Creates a configuration for `n_clusters` clusters with all other fields at their
+    /// defaults.
+    pub fn new(n_clusters: usize) -> Self {
+        Self {
+            n_clusters,
+            max_n_iterations: FAISS_DEFAULT_MAX_ITERATIONS,
+            n_redo: 1,
+            init: Init::RandomPoints,
+            seed: 0,
+            max_points_per_centroid: None,
+            initial_centroids: None,
+        }
+    }
+
+    /// Checks the settings that do not depend on the data: `n_clusters`,
+    /// `max_n_iterations` and `n_redo` at least 1, `max_points_per_centroid` not `Some(0)`,
+    /// and initial centroids (if any) finite with a length that is a multiple of
+    /// `n_clusters`. [`kmeans`] also checks their shape against `dim`.
+    pub fn validate(&self) -> Result<(), ClusterError> {
+        if self.n_clusters == 0 {
+            return Err(ClusterError::ZeroClusters);
+        }
+        if self.max_n_iterations == 0 {
+            return Err(ClusterError::ZeroIterations);
+        }
+        if self.n_redo == 0 {
+            return Err(ClusterError::ZeroRedo);
+        }
+        if self.max_points_per_centroid == Some(0) {
+            return Err(ClusterError::ZeroMaxPointsPerCentroid);
+        }
+        if let Some(centroids) = &self.initial_centroids {
+            let dim = centroids.len() / self.n_clusters;
+            if dim == 0 || !centroids.len().is_multiple_of(self.n_clusters) {
+                return Err(ClusterError::InitialCentroidsShape {
+                    len: centroids.len(),
+                    n_clusters: self.n_clusters,
+                    dim,
+                });
+            }
+            if let Some(i) = centroids.iter().position(|v| !v.is_finite()) {
+                return Err(ClusterError::NonFiniteInitialCentroid {
+                    centroid: i / dim,
+                    column: i % dim,
+                    value: centroids[i],
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for KMeansConfig {
+    /// 10,000 clusters, DeepCluster's setting for ImageNet; other fields as in
+    /// [`KMeansConfig::new`].
+    fn default() -> Self {
+        Self::new(10_000)
+    }
+}
+
+/// Statistics of one Lloyd iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationStats {
+    /// Sum of squared distances from each training point to its nearest centroid, measured
+    /// in this iteration's assignment step, i.e. before the centroids are updated (faiss's
+    /// `obj`).
+    pub objective: f64,
+    /// `k * Σ size² / n²` over this iteration's assignment: 1 for equal sizes, larger
+    /// when unbalanced.
+    pub imbalance_factor: f64,
+    /// Number of empty clusters re-seeded by splitting in this iteration.
+    pub n_splits: usize,
+    /// Wall-clock duration of the iteration in seconds.
+    pub seconds: f64,
+}
+
+/// Output of [`kmeans`]; all fields come from the same (best) run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KMeansResult {
+    /// Final centroids, shape `[n_clusters, dim]`.
+    pub centroids: Vec<f32>,
+    /// Index of the nearest final centroid for every input point, shape `[n_points]`.
+    /// Ties go to the lower index.
+    pub assignments: Vec<u32>,
+    /// Sum of squared distances from every input point to its assigned final centroid.
+    pub objective: f64,
+    /// Number of input points assigned to each cluster, shape `[n_clusters]`. Can contain
+    /// zeros: splitting keeps clusters non-empty only during training.
+    pub cluster_sizes: Vec<usize>,
+    /// Total number of empty-cluster splits over all iterations.
+    pub n_splits: usize,
+    /// Per-iteration statistics, one entry per iteration.
+    pub iterations: Vec<IterationStats>,
+}
+
+/// Clusters `points` of shape `[n_points, dim]` into `config.n_clusters` clusters.
+///
+/// Each iteration assigns every training point to its nearest centroid (squared Euclidean
+/// distance computed as `‖x‖² − 2x·c + ‖c‖²` by blocked matrix products), replaces each
+/// centroid by the mean of its points, and re-seeds every empty cluster by splitting a donor
+/// cluster drawn with probability proportional to `size − 1`. After the last iteration all
+/// points are assigned to the final centroids. The result depends only on the inputs and
+/// `config.seed`, not on the number of threads.
+///
+/// Logs a warning when there are fewer than [`FAISS_MIN_POINTS_PER_CENTROID`] points per
+/// centroid.
+///
+/// # Errors
+/// Invalid settings (see [`KMeansConfig::validate`]), an empty, misshaped or non-finite
+/// input, `n_clusters > n_points`, or initial centroids whose shape is not
+/// `[n_clusters, dim]`.
+pub fn kmeans(
+    points: &[f32],
+    dim: usize,
+    config: &KMeansConfig,
+) -> Result<KMeansResult, ClusterError> {
+    config.validate()?;
+    let n_points = check_points(points, dim)?;
+    let k = config.n_clusters;
+    if k > n_points {
+        return Err(ClusterError::TooManyClusters {
+            n_clusters: k,
+            n_points,
+        });
+    }
+    if let Some(centroids) = &config.initial_centroids
+        && centroids.len() != k * dim
+    {
+        return Err(ClusterError::InitialCentroidsShape {
+            len: centroids.len(),
+            n_clusters: k,
+            dim,
+        });
+    }
+    if n_points < k * FAISS_MIN_POINTS_PER_CENTROID {
+        tracing::warn!(
+            n_points,
+            n_clusters = k,
+            "k-means has fewer than {FAISS_MIN_POINTS_PER_CENTROID} points per centroid; \
+             provide at least {} points for stable centroids",
+            k * FAISS_MIN_POINTS_PER_CENTROID
+        );
+    }
+
+    let norms = squared_row_norms(points, dim);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut best: Option<KMeansResult> = None;
+    for redo in 0..config.n_redo {
+        let run = run_once(points, &norms, dim, config, &mut rng);
+        tracing::debug!(redo, objective = run.objective, "k-means run finished");
+        if best.as_ref().is_none_or(|b| run.objective < b.objective) {
+            best = Some(run);
+        }
+    }
+    Ok(best.expect("n_redo >= 1 was validated"))
+}
+
+/// Assigns each point of `points` (`[n_points, dim]`) to its nearest centroid in
+/// `centroids` (`[n_clusters, dim]`).
+///
+/// Returns the centroid index and the squared Euclidean distance for every point; ties go
+/// to the lower index, and distances are clamped at 0 against rounding. Inputs are not
+/// checked for NaN.
+///
+/// # Panics
+/// Panics if `dim` is 0, if either length is not a multiple of `dim`, or if there are
+/// points but no centroids.
+pub fn assign(points: &[f32], dim: usize, centroids: &[f32]) -> (Vec<u32>, Vec<f32>) {
+    assert!(dim > 0, "dimension must be at least 1");
+    assert!(
+        points.len().is_multiple_of(dim),
+        "points length is not a multiple of dim {dim}"
+    );
+    assert!(
+        centroids.len().is_multiple_of(dim),
+        "centroids length is not a multiple of dim {dim}"
+    );
+    let n_points = points.len() / dim;
+    assert!(
+        n_points == 0 || !centroids.is_empty(),
+        "at least one centroid is required"
+    );
+    let norms = squared_row_norms(points, dim);
+    let mut assignments = vec![0u32; n_points];
+    let mut distances = vec![0.0f32; n_points];
+    assign_into(
+        points,
+        &norms,
+        dim,
+        centroids,
+        &mut assignments,
+        &mut distances,
+    );
+    (assignments, distances)
+}
+
+/// One complete k-means run: optional subsampling, initialisation, Lloyd iterations and
+/// the final assignment of all points.
+fn run_once(
+    points: &[f32],
+    norms: &[f32],
+    dim: usize,
+    config: &KMeansConfig,
+    rng: &mut ChaCha8Rng,
+) -> KMeansResult {
+    let k = config.n_clusters;
+    let subsample = subsample(points, norms, dim, config, rng);
+    let (train, train_norms) = match &subsample {
+        Some((rows, row_norms)) => (rows.as_slice(), row_norms.as_slice()),
+        None => (points, norms),
+    };
+    let n_train = train.len() / dim;
+
+    let mut centroids = match &config.initial_centroids {
+        Some(initial) => initial.clone(),
+        None => initialise(train, train_norms, dim, k, config.init, rng),
+    };
+    let mut assignments = vec![0u32; n_train];
+    let mut distances = vec![0.0f32; n_train];
+    let mut iterations = Vec::with_capacity(config.max_n_iterations);
+    for iteration in 0..config.max_n_iterations {
+        let start = Instant::now();
+        let objective = assign_into(
+            train,
+            train_norms,
+            dim,
+            &centroids,
+            &mut assignments,
+            &mut distances,
+        );
+        let mut sizes = update_centroids(train, dim, &assignments, &mut centroids);
+        let imbalance_factor = imbalance_factor(&sizes, n_train);
+        let n_splits = split_empty_clusters(&mut centroids, &mut sizes, dim, rng);
+        let stats = IterationStats {
+            objective,
+            imbalance_factor,
+            n_splits,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        tracing::debug!(iteration, ?stats, "k-means iteration");
+        iterations.push(stats);
+    }
+
+    let n_points = points.len() / dim;
+    let mut assignments = vec![0u32; n_points];
+    let mut distances = vec![0.0f32; n_points];
+    let objective = assign_into(
+        points,
+        norms,
+        dim,
+        &centroids,
+        &mut assignments,
+        &mut distances,
+    );
+    let mut cluster_sizes = vec![0usize; k];
+    assignments
+        .iter()
+        .for_each(|&a| cluster_sizes[a as usize] += 1);
+    let n_splits = iterations.iter().map(|s| s.n_splits).sum();
+    KMeansResult {
+        centroids,
+        assignments,
+        objective,
+        cluster_sizes,
+        n_splits,
+        iterations,
+    }
+}
+
+/// Draws `n_clusters * max_points_per_centroid` rows (and their norms) when the input is
+/// larger than that; `None` means train on all points.
+fn subsample(
+    points: &[f32],
+    norms: &[f32],
+    dim: usize,
+    config: &KMeansConfig,
+    rng: &mut ChaCha8Rng,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let max_points = config
+        .n_clusters
+        .saturating_mul(config.max_points_per_centroid?);
+    let n_points = norms.len();
+    if n_points <= max_points {
+        return None;
+    }
+    tracing::info!(
+        n_points,
+        max_points,
+        "k-means trains on a random subset of the points"
+    );
+    let mut indices = rand::seq::index::sample(rng, n_points, max_points).into_vec();
+    indices.sort_unstable();
+    let mut rows = Vec::with_capacity(max_points * dim);
+    let mut row_norms = Vec::with_capacity(max_points);
+    for i in indices {
+        rows.extend_from_slice(&points[i * dim..(i + 1) * dim]);
+        row_norms.push(norms[i]);
+    }
+    Some((rows, row_norms))
+}
+
+fn initialise(
+    points: &[f32],
+    norms: &[f32],
+    dim: usize,
+    k: usize,
+    init: Init,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
+    match init {
+        Init::RandomPoints => {
+            let indices = rand::seq::index::sample(rng, norms.len(), k);
+            let mut centroids = Vec::with_capacity(k * dim);
+            for i in indices {
+                centroids.extend_from_slice(&points[i * dim..(i + 1) * dim]);
+            }
+            centroids
+        }
+        Init::KMeansPlusPlus => kmeans_plus_plus(points, dim, k, rng),
+    }
+}
+
+/// k-means++ seeding with squared-distance weights.
+fn kmeans_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let n_points = points.len() / dim;
+    let mut centroids = Vec::with_capacity(k * dim);
+    let mut chosen = rng.random_range(0..n_points);
+    let mut nearest = vec![f32::INFINITY; n_points];
+    for _ in 0..k {
+        let centroid = &points[chosen * dim..(chosen + 1) * dim];
+        centroids.extend_from_slice(centroid);
+        nearest
+            .par_iter_mut()
+            .zip(points.par_chunks(dim))
+            .for_each(|(d, row)| {
+                let distance: f32 = row
+                    .iter()
+                    .zip(centroid)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
+                *d = d.min(distance);
+            });
+        let total = fixed_order_sum(&nearest);
+        chosen = if total > 0.0 {
+            let target = rng.random::<f64>() * total;
+            let mut cumulative = 0.0f64;
+            nearest
+                .iter()
+                .position(|&d| {
+                    cumulative += f64::from(d);
+                    cumulative > target
+                })
+                .unwrap_or(n_points - 1)
+        } else {
+            // Every point coincides with a chosen centroid, so any point is as good.
+            rng.random_range(0..n_points)
+        };
+    }
+    centroids
+}
+
+/// Writes the nearest centroid and its squared distance for every point and returns the
+/// sum of those distances, added block by block in a fixed order.
+fn assign_into(
+    points: &[f32],
+    norms: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    assignments: &mut [u32],
+    distances: &mut [f32],
+) -> f64 {
+    let centroid_norms = squared_row_norms(centroids, dim);
+    let partial_sums: Vec<f64> = assignments
+        .par_chunks_mut(ROW_BLOCK)
+        .zip(distances.par_chunks_mut(ROW_BLOCK))
+        .enumerate()
+        .map_init(
+            || vec![0.0f32; ROW_BLOCK * CENTROID_TILE],
+            |products, (block, (block_assignments, block_distances))| {
+                let start = block * ROW_BLOCK;
+                let rows = block_assignments.len();
+                let block_points = &points[start * dim..(start + rows) * dim];
+                let block = BlockOutput {
+                    assignments: block_assignments,
+                    distances: block_distances,
+                };
+                assign_block(
+                    block_points,
+                    dim,
+                    centroids,
+                    &centroid_norms,
+                    products,
+                    block,
+                );
+                let block_norms = &norms[start..start + rows];
+                finish_block_distances(block_norms, block_distances)
+            },
+        )
+        .collect();
+    partial_sums.iter().sum()
+}
+
+struct BlockOutput<'a> {
+    assignments: &'a mut [u32],
+    distances: &'a mut [f32],
+}
+
+/// Fills `output` with the nearest centroid and `‖c‖² − 2x·c` (the distance without `‖x‖²`)
+/// for each row of `block_points`, tiling the centroids to bound the scratch buffer.
+fn assign_block(
+    block_points: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    centroid_norms: &[f32],
+    products: &mut [f32],
+    output: BlockOutput<'_>,
+) {
+    let rows = output.assignments.len();
+    output.distances.fill(f32::INFINITY);
+    output.assignments.fill(0);
+    let tiles = centroids
+        .chunks(CENTROID_TILE * dim)
+        .zip(centroid_norms.chunks(CENTROID_TILE));
+    for (tile_index, (tile, tile_norms)) in tiles.enumerate() {
+        let tile_start = tile_index * CENTROID_TILE;
+        let width = tile_norms.len();
+        let products = &mut products[..rows * width];
+        matmul_a_bt(block_points, tile, products, rows, width, dim);
+        for (row, dots) in products.chunks_exact_mut(width).enumerate() {
+            let (index, value) = nearest_in_row(dots, tile_norms);
+            if value < output.distances[row] {
+                output.distances[row] = value;
+                output.assignments[row] = (tile_start + index) as u32;
+            }
+        }
+    }
+}
+
+/// Returns the lowest index `j` minimising `norms[j] − 2·dots[j]`, and that value.
+///
+/// Keeps eight independent running minima so that the compiler can vectorise the loop.
+fn nearest_in_row(dots: &[f32], norms: &[f32]) -> (usize, f32) {
+    const LANES: usize = 8;
+    let mut best = [f32::INFINITY; LANES];
+    let mut best_index = [0usize; LANES];
+    let full = dots.len() / LANES * LANES;
+    for start in (0..full).step_by(LANES) {
+        for lane in 0..LANES {
+            let value = norms[start + lane] - 2.0 * dots[start + lane];
+            if value < best[lane] {
+                best[lane] = value;
+                best_index[lane] = start + lane;
+            }
+        }
+    }
+    let (mut index, mut value) = (usize::MAX, f32::INFINITY);
+    for lane in 0..LANES {
+        if best[lane] < value || (best[lane] == value && best_index[lane] < index) {
+            (index, value) = (best_index[lane], best[lane]);
+        }
+    }
+    for j in full..dots.len() {
+        let candidate = norms[j] - 2.0 * dots[j];
+        if candidate < value {
+            (index, value) = (j, candidate);
+        }
+    }
+    // Only reachable when every value is +inf; any index is then as near as another.
+    if index == usize::MAX {
+        index = 0;
+    }
+    (index, value)
+}
+
+/// Adds `‖x‖²` to the partial distances, clamps at 0 and returns their `f64` sum.
+fn finish_block_distances(norms: &[f32], distances: &mut [f32]) -> f64 {
+    let mut sum = 0.0f64;
+    for (d, &norm) in distances.iter_mut().zip(norms) {
+        *d = (*d + norm).max(0.0);
+        sum += f64::from(*d);
+    }
+    sum
+}
+
+/// Replaces each centroid by the mean of its assigned points and returns the cluster sizes.
+/// Empty clusters keep their previous centroid until [`split_empty_clusters`] re-seeds them.
+///
+/// Points are bucketed per cluster by a counting sort, then each cluster is summed in `f64`
+/// in point order, in parallel over clusters, so the result does not depend on threads.
+fn update_centroids(
+    points: &[f32],
+    dim: usize,
+    assignments: &[u32],
+    centroids: &mut [f32],
+) -> Vec<usize> {
+    let k = centroids.len() / dim;
+    let mut sizes = vec![0usize; k];
+    assignments.iter().for_each(|&a| sizes[a as usize] += 1);
+    let mut offsets = Vec::with_capacity(k + 1);
+    offsets.push(0usize);
+    for &size in &sizes {
+        offsets.push(offsets.last().copied().unwrap_or(0) + size);
+    }
+    let mut cursor = offsets[..k].to_vec();
+    let mut members = vec![0usize; assignments.len()];
+    for (point, &cluster) in assignments.iter().enumerate() {
+        members[cursor[cluster as usize]] = point;
+        cursor[cluster as usize] += 1;
+    }
+
+    centroids.par_chunks_mut(dim).enumerate().for_each_init(
+        || vec![0.0f64; dim],
+        |sum, (cluster, centroid)| {
+            let cluster_members = &members[offsets[cluster]..offsets[cluster + 1]];
+            if cluster_members.is_empty() {
+                return;
+            }
+            sum.fill(0.0);
+            for &point in cluster_members {
+                let row = &points[point * dim..(point + 1) * dim];
+                sum.iter_mut()
+                    .zip(row)
+                    .for_each(|(s, &v)| *s += f64::from(v));
+            }
+            let count = cluster_members.len() as f64;
+            centroid
+                .iter_mut()
+                .zip(sum.iter())
+                .for_each(|(c, s)| *c = (s / count) as f32);
+        },
+    );
+    sizes
+}
+
+/// Re-seeds every empty cluster from a donor drawn with probability proportional to
+/// `size − 1`; the two centroids are perturbed in opposite directions by
+/// [`SPLIT_PERTURBATION`] and the donor's size is shared between them. Returns the number
+/// of splits.
+///
+/// A donor always exists because `n_points >= n_clusters`: with an empty cluster, some
+/// other cluster holds at least two points.
+fn split_empty_clusters(
+    centroids: &mut [f32],
+    sizes: &mut [usize],
+    dim: usize,
+    rng: &mut ChaCha8Rng,
+) -> usize {
+    let mut n_splits = 0;
+    for empty in 0..sizes.len() {
+        if sizes[empty] != 0 {
+            continue;
+        }
+        let total_weight: usize = sizes.iter().map(|s| s.saturating_sub(1)).sum();
+        let mut target = rng.random_range(0..total_weight);
+        let mut donor = 0;
+        while target >= sizes[donor].saturating_sub(1) {
+            target -= sizes[donor].saturating_sub(1);
+            donor += 1;
+        }
+
+        let donor_row = centroids[donor * dim..(donor + 1) * dim].to_vec();
+        for (j, &value) in donor_row.iter().enumerate() {
+            let sign = if j % 2 == 0 { 1.0 } else { -1.0 };
+            centroids[empty * dim + j] = value * (1.0 + sign * SPLIT_PERTURBATION);
+            centroids[donor * dim + j] = value * (1.0 - sign * SPLIT_PERTURBATION);
+        }
+        sizes[empty] = sizes[donor] / 2;
+        sizes[donor] -= sizes[empty];
+        n_splits += 1;
+    }
+    n_splits
+}
+
+fn imbalance_factor(sizes: &[usize], n_points: usize) -> f64 {
+    let sum_of_squares: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
+    sizes.len() as f64 * sum_of_squares / (n_points as f64 * n_points as f64)
+}
+
+fn squared_row_norms(points: &[f32], dim: usize) -> Vec<f32> {
+    points
+        .par_chunks(dim)
+        .map(|row| row.iter().map(|&v| v * v).sum())
+        .collect()
+}
+
+/// Sums `values` in `f64`, block by block in a fixed order, so the result does not depend
+/// on the number of threads.
+fn fixed_order_sum(values: &[f32]) -> f64 {
+    let partial_sums: Vec<f64> = values
+        .par_chunks(SUM_BLOCK)
+        .map(|block| block.iter().map(|&v| f64::from(v)).sum())
+        .collect();
+    partial_sums.iter().sum()
+}

@@ -1,0 +1,18 @@
+//! DeepCluster (Caron et al., "Deep Clustering for Unsupervised Learning of Visual Features",
+//! ECCV 2018): unsupervised training of a convolutional network by alternating k-means on its
+//! features with training it to predict the cluster ids.
+//!
+//! - [`data`]: dataset readers (IDX, CIFAR-10/100 binary, folders of images) and the embedded
+//!   Fashion-MNIST test split.
+//! - [`preprocess`]: normalisation and training augmentation.
+//! - [`model`]: the networks.
+//! - [`cluster`]: PCA, k-means and clustering metrics.
+//! - [`train`]: the training loop, run folders and checkpoints.
+//! - [`device`]: choosing a burn device by name.
+
+pub mod cluster;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod preprocess;
+pub mod train;

@@ -1,0 +1,311 @@
+//! Checkpoints: weights as SafeTensors, the backbone optimiser's state as burnpack, and a JSON
+//! file with everything else needed to resume.
+//!
+//! Epoch `e` writes `checkpoints/epoch_000e.safetensors`, `epoch_000e.optimizer.bpk` and, last,
+//! `epoch_000e.json`. Each file goes to a temporary name first and is renamed into place, and the
+//! JSON file is written only once both others are complete, so a checkpoint exists exactly when
+//! its JSON file does: an interruption at any moment leaves the previous checkpoint intact.
+//!
+//! The optimiser's state is keyed by parameter ids, which SafeTensors does not store. The JSON
+//! file therefore lists the backbone's parameter ids in visiting order, and loading gives the
+//! rebuilt network's parameters those ids again.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::ModuleOptimizer;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::config::TrainConfig;
+use super::record::write_atomically;
+use crate::model::{DeepClusterNet, ModelConfig};
+use crate::preprocess::Normalization;
+
+/// Folder of checkpoints inside a run folder.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+/// Version of the checkpoint layout; a different version is rejected on load.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// The JSON part of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointMeta {
+    /// [`CHECKPOINT_VERSION`] at the time of writing.
+    pub version: u32,
+    /// Number of completed epochs.
+    pub epoch: usize,
+    /// The run's resolved configuration.
+    pub config: TrainConfig,
+    /// Shapes of the network.
+    pub model: ModelConfig,
+    /// Normalisation applied to the images.
+    pub normalization: Normalization,
+    /// Number of images trained on; a resume must load the same dataset.
+    pub n_images: usize,
+    /// Description of the dataset.
+    pub dataset: String,
+    /// Backbone parameter ids in visiting order, which key the optimiser state.
+    pub backbone_param_ids: Vec<u64>,
+    /// Every random stream of the run is derived from this seed and the epoch number, so the
+    /// seed and [`Self::epoch`] are the whole random state.
+    pub seed: u64,
+}
+
+/// The three files of one checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointPaths {
+    /// SafeTensors weights of the whole network.
+    pub weights: PathBuf,
+    /// Burnpack state of the backbone optimiser.
+    pub optimizer: PathBuf,
+    /// JSON metadata.
+    pub meta: PathBuf,
+}
+
+impl CheckpointPaths {
+    /// Paths of the checkpoint of `epoch` in `run_dir`.
+    pub fn for_epoch(run_dir: &Path, epoch: usize) -> Self {
+        let stem = run_dir
+            .join(CHECKPOINT_DIR)
+            .join(format!("epoch_{epoch:04}"));
+        Self {
+            weights: stem.with_extension("safetensors"),
+            optimizer: stem.with_extension("optimizer.bpk"),
+            meta: stem.with_extension("json"),
+        }
+    }
+
+    /// Every path, for deletion.
+    fn all(&self) -> [&Path; 3] {
+        [&self.weights, &self.optimizer, &self.meta]
+    }
+}
+
+/// Writes a checkpoint and deletes all but the latest `keep` checkpoints of the run.
+pub fn save_checkpoint(
+    run_dir: &Path,
+    model: &DeepClusterNet,
+    optimizer: &ModuleOptimizer,
+    meta: &CheckpointMeta,
+    keep: usize,
+) -> Result<CheckpointPaths, TrainError> {
+    let paths = CheckpointPaths::for_epoch(run_dir, meta.epoch);
+    let dir = run_dir.join(CHECKPOINT_DIR);
+    fs::create_dir_all(&dir).map_err(|source| TrainError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+
+    // The store writes to a scratch file and renames it into place.
+    let mut store = SafetensorsStore::from_file(&paths.weights).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|error| TrainError::Checkpoint {
+            path: paths.weights.clone(),
+            message: error.to_string(),
+        })?;
+
+    let temporary = paths.optimizer.with_extension("bpk.tmp");
+    optimizer
+        .save(&temporary)
+        .map_err(|error| TrainError::Checkpoint {
+            path: temporary.clone(),
+            message: format!("{error:?}"),
+        })?;
+    fs::rename(&temporary, &paths.optimizer).map_err(|source| TrainError::Write {
+        path: paths.optimizer.clone(),
+        source,
+    })?;
+
+    let json =
+        serde_json::to_vec_pretty(meta).map_err(|error| TrainError::Backend(error.to_string()))?;
+    write_atomically(&paths.meta, &json)?;
+    remove_old_checkpoints(run_dir, keep)?;
+    Ok(paths)
+}
+
+/// Returns the checkpoint epochs present in `run_dir`, ascending; a checkpoint counts when its
+/// JSON file exists.
+pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<usize>, TrainError> {
+    let dir = run_dir.join(CHECKPOINT_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(TrainError::Read { path: dir, source }),
+    };
+    let mut epochs: Vec<usize> = entries
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_prefix("epoch_")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    epochs.sort_unstable();
+    Ok(epochs)
+}
+
+fn remove_old_checkpoints(run_dir: &Path, keep: usize) -> Result<(), TrainError> {
+    let epochs = list_checkpoints(run_dir)?;
+    let n_old = epochs.len().saturating_sub(keep);
+    for &epoch in &epochs[..n_old] {
+        let paths = CheckpointPaths::for_epoch(run_dir, epoch);
+        // The JSON file goes first, so a half-deleted checkpoint is never listed.
+        for path in [&paths.meta, &paths.weights, &paths.optimizer] {
+            if let Err(error) = fs::remove_file(path)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(TrainError::Write {
+                    path: path.to_path_buf(),
+                    source: error,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads and checks a checkpoint's JSON file.
+pub fn read_meta(path: &Path) -> Result<CheckpointMeta, TrainError> {
+    let bytes = fs::read(path).map_err(|source| TrainError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let meta: CheckpointMeta =
+        serde_json::from_slice(&bytes).map_err(|error| TrainError::Corrupt {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
+    if meta.version != CHECKPOINT_VERSION {
+        return Err(TrainError::Corrupt {
+            path: path.to_owned(),
+            message: format!(
+                "checkpoint version {} is not supported (expected {CHECKPOINT_VERSION})",
+                meta.version
+            ),
+        });
+    }
+    Ok(meta)
+}
+
+/// Loads a network's weights from a SafeTensors file into a network built from `model_config`.
+///
+/// A file with missing, extra or differently shaped tensors (another architecture, width or
+/// number of clusters) is an error that names it.
+pub fn load_weights(
+    path: &Path,
+    model_config: &ModelConfig,
+    device: &Device,
+) -> Result<DeepClusterNet, TrainError> {
+    if !path.is_file() {
+        return Err(TrainError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        });
+    }
+    let mut model = DeepClusterNet::new(model_config, device);
+    let mut store = SafetensorsStore::from_file(path);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|error| TrainError::Checkpoint {
+            path: path.to_owned(),
+            message: format!("{error}; was it saved by a network of another architecture or size?"),
+        })?;
+    if !result.unused.is_empty() {
+        return Err(TrainError::Checkpoint {
+            path: path.to_owned(),
+            message: format!(
+                "contains tensors this network does not have ({}); it was saved by another architecture",
+                result.unused.join(", ")
+            ),
+        });
+    }
+    Ok(model)
+}
+
+/// Loads a whole checkpoint: network, backbone optimiser and metadata.
+pub fn load_checkpoint(
+    paths: &CheckpointPaths,
+    device: &Device,
+) -> Result<(DeepClusterNet, ModuleOptimizer, CheckpointMeta), TrainError> {
+    let meta = read_meta(&paths.meta)?;
+    let model = load_weights(&paths.weights, &meta.model, device)?;
+    let model = assign_backbone_param_ids(model, &meta.backbone_param_ids, &paths.meta)?;
+    let settings = super::steps::SgdSettings {
+        learning_rate: meta.config.learning_rate,
+        momentum: meta.config.momentum,
+        weight_decay: meta.config.weight_decay,
+    };
+    let optimizer = super::steps::backbone_optimizer(&settings)
+        .load(&paths.optimizer)
+        .map_err(|error| TrainError::Checkpoint {
+            path: paths.optimizer.clone(),
+            message: format!("{error:?}"),
+        })?;
+    Ok((model, optimizer, meta))
+}
+
+/// Returns the backbone's parameter ids in visiting order.
+pub fn backbone_param_ids(model: &DeepClusterNet) -> Vec<u64> {
+    let mut collector = IdCollector(Vec::new());
+    model.backbone.visit(&mut collector);
+    collector.0
+}
+
+fn assign_backbone_param_ids(
+    model: DeepClusterNet,
+    ids: &[u64],
+    meta_path: &Path,
+) -> Result<DeepClusterNet, TrainError> {
+    let expected = backbone_param_ids(&model).len();
+    if ids.len() != expected {
+        return Err(TrainError::Corrupt {
+            path: meta_path.to_owned(),
+            message: format!(
+                "lists {} parameter ids but the network has {expected}",
+                ids.len()
+            ),
+        });
+    }
+    let DeepClusterNet { backbone, top } = model;
+    let backbone = backbone.map(&mut IdAssigner { ids, next: 0 });
+    Ok(DeepClusterNet { backbone, top })
+}
+
+struct IdCollector(Vec<u64>);
+
+impl ModuleVisitor for IdCollector {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id.val());
+    }
+}
+
+struct IdAssigner<'a> {
+    ids: &'a [u64],
+    next: usize,
+}
+
+impl ModuleMapper for IdAssigner<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (_, value, mapper) = param.consume();
+        let id = ParamId::from(self.ids[self.next]);
+        self.next += 1;
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+/// Deletes every file of the checkpoint at `paths` (used by tests and cleanup).
+pub fn remove_checkpoint(paths: &CheckpointPaths) -> std::io::Result<()> {
+    for path in paths.all() {
+        if path.exists() {
+            fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}

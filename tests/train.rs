@@ -1,0 +1,188 @@
+//! End-to-end training on real Fashion-MNIST images from the embedded test split.
+
+use std::sync::atomic::AtomicBool;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use deepcluster::data::{Dataset, load_embedded_fashion_mnist};
+use deepcluster::model::{DeepClusterNet, ModelConfig};
+use deepcluster::preprocess::{Normalization, eval_batch};
+use deepcluster::train::checkpoint::{self, CheckpointPaths};
+use deepcluster::train::record::{assignment_path, read_assignments, read_records};
+use deepcluster::train::steps::images_tensor;
+use deepcluster::train::{NoProgress, RunOptions, TrainConfig, train};
+
+fn fashion_mnist(n_images: usize) -> Dataset {
+    let mut dataset = load_embedded_fashion_mnist().unwrap();
+    dataset.truncate(n_images);
+    dataset
+}
+
+/// A configuration small enough to train in seconds on two cores.
+fn small_config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        k: 20,
+        pca_dim: 32,
+        epochs,
+        batch_size: 128,
+        width_multiplier: 0.25,
+        seed: 11,
+        ..TrainConfig::default()
+    }
+}
+
+fn options(run_dir: &std::path::Path, resume: bool) -> RunOptions {
+    RunOptions {
+        run_dir: run_dir.to_owned(),
+        resume,
+        device: Device::flex(),
+    }
+}
+
+#[test]
+fn training_on_fashion_mnist_writes_complete_run_folder() {
+    let dataset = fashion_mnist(2000);
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let config = small_config(3);
+
+    let summary = train(
+        &config,
+        &dataset,
+        &options(&run_dir, false),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+
+    assert_eq!(summary.epochs_completed, 3);
+    let records = read_records(&run_dir).unwrap();
+    assert_eq!(records.len(), 3);
+    for (index, record) in records.iter().enumerate() {
+        assert_eq!(record.epoch, index + 1);
+        assert!(
+            record.loss.is_finite(),
+            "epoch {}: loss {}",
+            record.epoch,
+            record.loss
+        );
+        assert!(record.kmeans_objective.is_finite());
+        let labels = record.labels.as_ref().expect("Fashion-MNIST has labels");
+        assert!(labels.nmi > 0.0 && labels.nmi <= 1.0, "nmi {}", labels.nmi);
+        assert_eq!(record.nmi_previous.is_some(), index > 0);
+        let assignments = read_assignments(&assignment_path(&run_dir, record.epoch)).unwrap();
+        assert_eq!(assignments.len(), 2000);
+        assert!(assignments.iter().all(|&c| c < 20));
+    }
+    assert!(run_dir.join("config.toml").is_file());
+
+    // Only the two latest checkpoints are kept, and the last one loads.
+    assert_eq!(checkpoint::list_checkpoints(&run_dir).unwrap(), vec![2, 3]);
+    let paths = CheckpointPaths::for_epoch(&run_dir, 3);
+    let (_, _, meta) = checkpoint::load_checkpoint(&paths, &Device::flex().autodiff()).unwrap();
+    assert_eq!(meta.epoch, 3);
+    assert_eq!(meta.config, config);
+}
+
+#[test]
+fn resuming_gives_same_epoch_as_not_stopping() {
+    let dataset = fashion_mnist(600);
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let stopped = dir.path().join("stopped");
+    let no_interrupt = AtomicBool::new(false);
+
+    train(
+        &small_config(2),
+        &dataset,
+        &options(&straight, false),
+        &NoProgress,
+        &no_interrupt,
+    )
+    .unwrap();
+    train(
+        &small_config(1),
+        &dataset,
+        &options(&stopped, false),
+        &NoProgress,
+        &no_interrupt,
+    )
+    .unwrap();
+    train(
+        &small_config(2),
+        &dataset,
+        &options(&stopped, true),
+        &NoProgress,
+        &no_interrupt,
+    )
+    .unwrap();
+
+    let expected = read_records(&straight).unwrap();
+    let resumed = read_records(&stopped).unwrap();
+    assert_eq!(resumed.len(), 2);
+    for (a, b) in expected.iter().zip(&resumed) {
+        assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
+        assert_eq!(a.kmeans_objective, b.kmeans_objective, "epoch {}", a.epoch);
+        assert_eq!(a.nmi_previous, b.nmi_previous, "epoch {}", a.epoch);
+    }
+    assert_eq!(
+        read_assignments(&assignment_path(&straight, 2)).unwrap(),
+        read_assignments(&assignment_path(&stopped, 2)).unwrap()
+    );
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_outputs() {
+    let dataset = fashion_mnist(64);
+    let device = Device::flex().autodiff();
+    let model_config = ModelConfig {
+        architecture: deepcluster::model::Architecture::Alexnet,
+        in_channels: 1,
+        height: 28,
+        width: 28,
+        sobel: true,
+        width_multiplier: 0.25,
+        n_clusters: 7,
+    };
+    device.seed(5);
+    let model = DeepClusterNet::new(&model_config, &device);
+    let optimizer =
+        deepcluster::train::steps::backbone_optimizer(&deepcluster::train::steps::SgdSettings {
+            learning_rate: 0.05,
+            momentum: 0.9,
+            weight_decay: 1e-5,
+        });
+    let normalization = Normalization::from_dataset(&dataset);
+    let meta = checkpoint::CheckpointMeta {
+        version: checkpoint::CHECKPOINT_VERSION,
+        epoch: 1,
+        config: TrainConfig::default(),
+        model: model_config,
+        normalization: normalization.clone(),
+        n_images: dataset.len(),
+        dataset: dataset.source.clone(),
+        backbone_param_ids: checkpoint::backbone_param_ids(&model),
+        seed: 0,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let paths = checkpoint::save_checkpoint(dir.path(), &model, &optimizer, &meta, 2).unwrap();
+    let (loaded, _, loaded_meta) = checkpoint::load_checkpoint(&paths, &device).unwrap();
+    assert_eq!(loaded_meta, meta);
+
+    let indices: Vec<usize> = (0..16).collect();
+    let eval_device = Device::flex();
+    let logits = |net: &DeepClusterNet| {
+        let input = images_tensor(
+            eval_batch(&dataset, &indices, &normalization),
+            16,
+            &dataset,
+            &eval_device,
+        );
+        net.valid()
+            .forward(input)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(logits(&model), logits(&loaded));
+}
