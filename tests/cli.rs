@@ -57,7 +57,7 @@ fn temporary_files(dir: &Path) -> Vec<PathBuf> {
         let path = entry.path();
         if path.is_dir() {
             found.extend(temporary_files(&path));
-        } else if path.to_string_lossy().contains(".tmp") {
+        } else if entry.file_name().to_string_lossy().ends_with(".tmp") {
             found.push(path);
         }
     }

@@ -25,8 +25,6 @@ const POOL_AFTER: [bool; 5] = [true, true, false, false, true];
 /// Width of the two fully connected layers at width multiplier 1.0. AlexNet uses 4096 for
 /// 224 pixel inputs, whose last feature map has 36 positions instead of 9–16 here.
 const FC_WIDTH: usize = 2048;
-/// Dropout probability before each fully connected layer, as in AlexNet.
-const DROPOUT: f64 = 0.5;
 
 /// One convolution, its batch norm and an optional max pooling.
 #[derive(Module, Debug)]
@@ -106,7 +104,7 @@ impl AlexNet {
         let fc_width = scaled(FC_WIDTH, config.width_multiplier);
         Self {
             blocks,
-            dropout: DropoutConfig::new(DROPOUT).init(),
+            dropout: DropoutConfig::new(config.dropout).init(),
             fc6: LinearConfig::new(flat_dim, fc_width).init(device),
             fc7: LinearConfig::new(fc_width, fc_width).init(device),
             sobel: config.sobel,

@@ -58,7 +58,17 @@ pub struct ModelConfig {
     pub width_multiplier: f32,
     /// Number of outputs of the top layer: the number of clusters.
     pub n_clusters: usize,
+    /// Dropout probability before each fully connected layer of the backbone (AlexNet's 0.5).
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
 }
+
+fn default_dropout() -> f64 {
+    DEFAULT_DROPOUT
+}
+
+/// Dropout probability of AlexNet's fully connected layers.
+pub const DEFAULT_DROPOUT: f64 = 0.5;
 
 impl ModelConfig {
     /// Channels seen by the first convolution: 2 with the Sobel front end, else `in_channels`.

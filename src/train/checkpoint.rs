@@ -100,9 +100,12 @@ pub fn save_checkpoint(
         source,
     })?;
 
-    // The store writes to a scratch file and renames it into place.
+    // Batch norm keeps the last update of its running statistics aside until they are synced,
+    // and saving reads them without syncing, but `valid()` syncs them. The store writes to a
+    // scratch file and renames it into place.
     let mut store = SafetensorsStore::from_file(&paths.weights).overwrite(true);
     model
+        .valid()
         .save_into(&mut store)
         .map_err(|error| TrainError::Checkpoint {
             path: paths.weights.clone(),

@@ -289,7 +289,7 @@ fn check(
 fn describe_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(span) => {
-            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            let line = 1 + text[..span.start.min(text.len())].matches('\n').count();
             format!(" (line {line})")
         }
         None => String::new(),

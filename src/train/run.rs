@@ -127,6 +127,7 @@ fn fresh_state(
         sobel: config.sobel,
         width_multiplier: config.width_multiplier,
         n_clusters: config.k,
+        dropout: crate::model::DEFAULT_DROPOUT,
     };
     options.device.seed(config.seed);
     let model = DeepClusterNet::new(&model_config, &options.device.clone().autodiff());
