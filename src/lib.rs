@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod model;
 pub mod preprocess;
 pub mod train;

@@ -1,5 +1,6 @@
 //! Command-line parsing, logging setup and exit codes.
 
+mod eval;
 mod progress;
 mod train;
 
@@ -33,6 +34,9 @@ struct Cli {
 enum Command {
     /// Train a network with DeepCluster and write a run folder.
     Train(Box<train::TrainArgs>),
+    /// Evaluate learned features against the true labels.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -41,6 +45,7 @@ pub fn run() -> i32 {
     init_logging(cli.quiet, cli.verbose);
     let result = match cli.command {
         Command::Train(args) => train::run(*args, cli.quiet),
+        Command::Eval(command) => eval::run(command),
     };
     match result {
         Ok(()) => 0,

@@ -1,0 +1,156 @@
+//! Judging learned features against the true labels.
+//!
+//! [`cluster`] runs k-means on a layer's features and compares the clusters to the labels with
+//! NMI, ARI and Hungarian accuracy, beside two baselines: the same network at its random
+//! initialisation, and raw pixels.
+
+pub mod cluster;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use crate::data::Dataset;
+use crate::model::{DeepClusterNet, ModelConfig};
+use crate::preprocess::{Normalization, eval_batch};
+use crate::train::checkpoint::{self, CheckpointPaths};
+use crate::train::steps::images_tensor;
+use crate::train::{TrainConfig, TrainError};
+
+/// Name of the layer whose output DeepCluster clusters: fc7 before its ReLU.
+pub const FEATURES_LAYER: &str = "fc7";
+/// Name of the pseudo-layer of raw pixel values.
+pub const PIXELS_LAYER: &str = "pixels";
+
+/// A network ready for evaluation, with how it was obtained.
+pub struct LoadedModel {
+    /// The network, on a device without autodiff.
+    pub model: DeepClusterNet,
+    /// Its shapes.
+    pub config: ModelConfig,
+    /// Normalisation the network was trained with.
+    pub normalization: Normalization,
+    /// The checkpoint's JSON file, or `None` for a network at its initialisation.
+    pub source: Option<PathBuf>,
+}
+
+/// Loads the latest checkpoint of the run folder `run_dir`.
+pub fn load_run(run_dir: &Path, device: &Device) -> Result<LoadedModel, TrainError> {
+    let Some(&epoch) = checkpoint::list_checkpoints(run_dir)?.last() else {
+        return Err(TrainError::NoCheckpoint {
+            path: run_dir.to_owned(),
+        });
+    };
+    let paths = CheckpointPaths::for_epoch(run_dir, epoch);
+    let meta = checkpoint::read_meta(&paths.meta)?;
+    let model = checkpoint::load_weights(&paths.weights, &meta.model, device)?;
+    Ok(LoadedModel {
+        model,
+        config: meta.model,
+        normalization: meta.normalization,
+        source: Some(paths.meta),
+    })
+}
+
+/// Builds the network of `model_config` at its seeded random initialisation.
+pub fn random_model(
+    model_config: &ModelConfig,
+    normalization: Normalization,
+    seed: u64,
+    device: &Device,
+) -> LoadedModel {
+    device.seed(seed);
+    let model = DeepClusterNet::new(model_config, device);
+    LoadedModel {
+        model,
+        config: model_config.clone(),
+        normalization,
+        source: None,
+    }
+}
+
+/// The model configuration a fresh run with `config` would build for `dataset`.
+pub fn model_config_for(config: &TrainConfig, dataset: &Dataset) -> ModelConfig {
+    ModelConfig {
+        architecture: config.architecture,
+        in_channels: dataset.channels,
+        height: dataset.height,
+        width: dataset.width,
+        sobel: config.sobel,
+        width_multiplier: config.width_multiplier,
+        n_clusters: config.k,
+        dropout: crate::model::DEFAULT_DROPOUT,
+    }
+}
+
+/// Names accepted by [`extract_layer`] for `model`.
+pub fn layer_names(model: &DeepClusterNet) -> Vec<String> {
+    let mut names = model.backbone.layer_names();
+    names.push(FEATURES_LAYER.to_owned());
+    names
+}
+
+/// An unknown layer name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown layer `{name}`; valid layers: {valid}")]
+pub struct UnknownLayer {
+    /// The name given.
+    pub name: String,
+    /// The valid names, comma-separated.
+    pub valid: String,
+}
+
+/// Returns the activations of `layer` for every image, flattened per image:
+/// `([n_images, dim], dim)`. Convolution layers are read after their ReLU; `fc7` is the
+/// clustered feature, before its ReLU.
+pub fn extract_layer(
+    loaded: &LoadedModel,
+    dataset: &Dataset,
+    layer: &str,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(Vec<f32>, usize), UnknownLayer> {
+    let valid = layer_names(&loaded.model);
+    if !valid.iter().any(|name| name == layer) {
+        return Err(UnknownLayer {
+            name: layer.to_owned(),
+            valid: valid.join(", "),
+        });
+    }
+    let model = loaded.model.valid();
+    let indices: Vec<usize> = (0..dataset.len()).collect();
+    let mut features = Vec::new();
+    let mut dim = 0;
+    for batch in indices.chunks(batch_size) {
+        let pixels = eval_batch(dataset, batch, &loaded.normalization);
+        let input = images_tensor(pixels, batch.len(), dataset, device);
+        let output = if layer == FEATURES_LAYER {
+            model.backbone.forward_features(input)
+        } else {
+            let activation =
+                model
+                    .backbone
+                    .forward_layer(input, layer)
+                    .ok_or_else(|| UnknownLayer {
+                        name: layer.to_owned(),
+                        valid: valid.join(", "),
+                    })?;
+            activation.flatten(1, 3)
+        };
+        dim = output.dims()[1];
+        let values = output.into_data().try_to_vec::<f32>().unwrap_or_default();
+        features.extend_from_slice(&values);
+    }
+    Ok((features, dim))
+}
+
+/// Raw pixel values scaled to [0, 1], `([n_images, channels * height * width], dim)`.
+pub fn pixel_features(dataset: &Dataset) -> (Vec<f32>, usize) {
+    let features = dataset
+        .images
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    (features, dataset.image_len())
+}
