@@ -3,9 +3,9 @@
 
 The network is the same as src/model/alexnet.rs with the Sobel front end and the top layer, for
 1x28x28 images at width multiplier 0.125 with 10 clusters and no dropout. The script draws
-seeded initial weights, saves them under burn's tensor names and layouts, then trains on one
-fixed batch (the first 32 images of the Fashion-MNIST test split with their true labels) for a
-few steps and records each step's loss. tests/torch_reference.rs repeats these steps with burn.
+seeded initial weights and saves them under burn's tensor names and layouts. It then trains on
+one fixed batch, the first 32 images of the Fashion-MNIST test split with their true labels,
+and records each step's loss. tests/torch_reference.rs repeats these steps with burn.
 
 The steps run twice: in float32, which the Rust test compares against, and in float64, whose
 gap to float32 measures the rounding noise that bounds the test's tolerance.
