@@ -164,8 +164,15 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
     let mut rows = Vec::new();
     let mut score = |name: &str, loaded: &LoadedModel| -> Result<(), Failure> {
         let (features, dim) =
-            eval::extract_layer(loaded, &dataset, &args.layer, args.batch_size, &device)
-                .map_err(Failure::bad_input)?;
+            eval::extract_layer(loaded, &dataset, &args.layer, args.batch_size, &device).map_err(
+                |error| match error {
+                    error @ eval::EvalError::UnknownLayer { .. } => Failure::bad_input(error),
+                    error => Failure {
+                        error: error.into(),
+                        exit_code: super::EXIT_FAILURE,
+                    },
+                },
+            )?;
         tracing::info!("clustering {name} ({dim} features per image)");
         rows.push(
             score_features(name, &features, dim, &labels, &settings).map_err(Failure::bad_input)?,

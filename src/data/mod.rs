@@ -375,7 +375,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Dataset, DataError> {
         }
         Format::Folder => folder::load_folder(path, options.image_size, options.strict)?,
     };
-    tracing::info!(
+    tracing::debug!(
         source = %dataset.source,
         n_images = dataset.n_images,
         channels = dataset.channels,

@@ -91,14 +91,20 @@ pub fn layer_names(model: &DeepClusterNet) -> Vec<String> {
     names
 }
 
-/// An unknown layer name.
+/// Why features could not be extracted.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown layer `{name}`; valid layers: {valid}")]
-pub struct UnknownLayer {
-    /// The name given.
-    pub name: String,
-    /// The valid names, comma-separated.
-    pub valid: String,
+pub enum EvalError {
+    /// An unknown layer name.
+    #[error("unknown layer `{name}`; valid layers: {valid}")]
+    UnknownLayer {
+        /// The name given.
+        name: String,
+        /// The valid names, comma-separated.
+        valid: String,
+    },
+    /// The backend returned something other than `f32` values.
+    #[error("backend error: {0}")]
+    Backend(String),
 }
 
 /// Returns the activations of `layer` for every image, flattened per image:
@@ -110,10 +116,10 @@ pub fn extract_layer(
     layer: &str,
     batch_size: usize,
     device: &Device,
-) -> Result<(Vec<f32>, usize), UnknownLayer> {
+) -> Result<(Vec<f32>, usize), EvalError> {
     let valid = layer_names(&loaded.model);
     if !valid.iter().any(|name| name == layer) {
-        return Err(UnknownLayer {
+        return Err(EvalError::UnknownLayer {
             name: layer.to_owned(),
             valid: valid.join(", "),
         });
@@ -128,19 +134,20 @@ pub fn extract_layer(
         let output = if layer == FEATURES_LAYER {
             model.backbone.forward_features(input)
         } else {
-            let activation =
-                model
-                    .backbone
-                    .forward_layer(input, layer)
-                    .ok_or_else(|| UnknownLayer {
-                        name: layer.to_owned(),
-                        valid: valid.join(", "),
-                    })?;
+            let activation = model.backbone.forward_layer(input, layer).ok_or_else(|| {
+                EvalError::UnknownLayer {
+                    name: layer.to_owned(),
+                    valid: valid.join(", "),
+                }
+            })?;
             activation.flatten(1, 3)
         };
         dim = output.dims()[1];
-        let values = output.into_data().try_to_vec::<f32>().unwrap_or_default();
-        features.extend_from_slice(&values);
+        let data = output.into_data();
+        let values = data
+            .as_slice::<f32>()
+            .map_err(|error| EvalError::Backend(format!("{error:?}")))?;
+        features.extend_from_slice(values);
     }
     Ok((features, dim))
 }
