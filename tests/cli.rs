@@ -341,3 +341,10 @@ fn existing_run_folder_is_not_overwritten() {
         before
     );
 }
+
+#[test]
+fn resume_rejects_changed_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = deepcluster(&["train", "--resume", "run", "-k", "10"], dir.path());
+    assert_bad_input(&output, &["-k", "--resume"]);
+}

@@ -144,6 +144,40 @@ fn parse_size(text: &str) -> Result<[u32; 2], String> {
 }
 
 impl TrainArgs {
+    /// Names of the options given that change the configuration, which `--resume` does not
+    /// accept because the run's own configuration is used.
+    fn config_options_given(&self) -> Vec<&'static str> {
+        let given = [
+            ("--data", self.data.is_some()),
+            ("--format", self.format.is_some()),
+            ("--split", self.split.is_some()),
+            ("--max-images", self.max_images.is_some()),
+            ("--grayscale", self.grayscale),
+            ("--image-size", self.image_size.is_some()),
+            ("--strict", self.strict),
+            ("--config", self.config.is_some()),
+            ("-k", self.k.is_some()),
+            ("--pca-dim", self.pca_dim.is_some()),
+            ("--no-whiten", self.no_whiten),
+            ("--kmeans-iterations", self.kmeans_iterations.is_some()),
+            ("--batch-size", self.batch_size.is_some()),
+            ("--lr", self.lr.is_some()),
+            ("--momentum", self.momentum.is_some()),
+            ("--weight-decay", self.weight_decay.is_some()),
+            ("--arch", self.arch.is_some()),
+            ("--width", self.width.is_some()),
+            ("--no-sobel", self.no_sobel),
+            ("--crop-scale-min", self.crop_scale_min.is_some()),
+            ("--no-flip", self.no_flip),
+            ("--seed", self.seed.is_some()),
+        ];
+        given
+            .iter()
+            .filter(|(_, is_given)| *is_given)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
     /// The configuration: `--config` (or the defaults, or the checkpoint's with `--resume`),
     /// overridden by every option given.
     fn resolve_config(&self) -> Result<TrainConfig, Failure> {
@@ -259,6 +293,14 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
 
     let (config, run_dir, resume) = match &args.resume {
         Some(run_dir) => {
+            let given = args.config_options_given();
+            if !given.is_empty() {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "{} cannot be combined with --resume: a resumed run keeps the settings in \
+                     its checkpoint; only --epochs, --threads and --device apply",
+                    given.join(", ")
+                )));
+            }
             let mut config = checkpointed_config(run_dir)?;
             if let Some(epochs) = args.epochs {
                 config.epochs = epochs;
