@@ -3,9 +3,9 @@
 //! (regenerate with `python scripts/cluster_reference.py`).
 
 use deepcluster::cluster::{
-    ClusterError, Init, KMeansConfig, NmiNormalization, Pca, PcaConfig, adjusted_rand_index,
-    assign, clustering_accuracy, contingency_table, kmeans, l2_normalize_rows,
-    normalized_mutual_info, normalized_mutual_info_with,
+    ClusterError, Init, KMeansConfig, NmiNormalization, Pca, PcaConfig, PicConfig,
+    adjusted_rand_index, assign, clustering_accuracy, contingency_table, kmeans, l2_normalize_rows,
+    nearest_neighbors, normalized_mutual_info, normalized_mutual_info_with, pic,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -532,6 +532,210 @@ fn assign_matches_brute_force() {
             "row {i} distance"
         );
     }
+}
+
+// ---------------------------------------------------------------- PIC
+
+/// Two tight groups of six points, far apart, each around a centre point that is nearer to
+/// the other five than any of them is to the rest. With five neighbours each group is a
+/// complete component of the graph whose only local maximum is its centre.
+fn two_stars() -> Vec<f32> {
+    let offsets = [
+        (0.0, 0.0),
+        (0.05, 0.0),
+        (0.0, 0.06),
+        (-0.07, 0.0),
+        (0.0, -0.04),
+        (0.03, 0.03),
+    ];
+    let mut points = Vec::new();
+    for (cx, cy) in [(0.0f32, 0.0f32), (3.0, 3.0)] {
+        for &(dx, dy) in &offsets {
+            points.extend_from_slice(&[cx + dx, cy + dy]);
+        }
+    }
+    points
+}
+
+#[test]
+fn pic_two_stars_known_answer() {
+    let result = pic(&two_stars(), 2, &PicConfig::default()).unwrap();
+    let expected: Vec<u32> = [0; 6].into_iter().chain([1; 6]).collect();
+    assert_eq!(result.assignments, expected);
+    assert_eq!(result.cluster_sizes, vec![6, 6]);
+    assert_eq!(result.n_clusters(), 2);
+    assert_eq!(result.n_joined_singletons, 0);
+}
+
+#[test]
+fn pic_singleton_joins_nearest_group() {
+    // A far point gets kernel weights that underflow to 0, so no edge leads anywhere from it
+    // and it is a cluster of its own until it joins the group of its nearest neighbour
+    // (squared distance 200 to the first group, 218 to the second).
+    let mut points = two_stars();
+    points.extend_from_slice(&[10.0, -10.0]);
+
+    let joined = pic(&points, 2, &PicConfig::default()).unwrap();
+    let mut expected: Vec<u32> = [0; 6].into_iter().chain([1; 6]).collect();
+    expected.push(0);
+    assert_eq!(joined.assignments, expected);
+    assert_eq!(joined.cluster_sizes, vec![7, 6]);
+    assert_eq!(joined.n_joined_singletons, 1);
+
+    let config = PicConfig {
+        distribute_singletons: false,
+        ..PicConfig::default()
+    };
+    let alone = pic(&points, 2, &config).unwrap();
+    expected[12] = 2;
+    assert_eq!(alone.assignments, expected);
+    assert_eq!(alone.cluster_sizes, vec![6, 6, 1]);
+    assert_eq!(alone.n_joined_singletons, 0);
+}
+
+#[test]
+fn pic_clusters_are_pure_on_separated_blobs() {
+    let dim = 8;
+    let n_blobs = 4;
+    let per_blob = 300;
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let mut points = Vec::new();
+    for blob in 0..n_blobs {
+        for _ in 0..per_blob {
+            for d in 0..dim {
+                let centre = if d == blob { 10.0 } else { 0.0 };
+                points.push(centre + rng.random::<f32>() - 0.5);
+            }
+        }
+    }
+    let result = pic(&points, dim, &PicConfig::default()).unwrap();
+    assert_eq!(result.assignments.len(), n_blobs * per_blob);
+    assert_eq!(
+        result.cluster_sizes.iter().sum::<usize>(),
+        n_blobs * per_blob
+    );
+    assert!(result.cluster_sizes.iter().all(|&size| size > 0));
+    let mut blob_of_cluster = vec![None; result.n_clusters()];
+    for (point, &cluster) in result.assignments.iter().enumerate() {
+        let blob = point / per_blob;
+        let seen = blob_of_cluster[cluster as usize].get_or_insert(blob);
+        assert_eq!(*seen, blob, "cluster {cluster} mixes blobs");
+    }
+}
+
+#[test]
+fn pic_is_deterministic() {
+    let dim = 6;
+    let points = random_points(1500, dim, 13);
+    let config = PicConfig::default();
+    let first = pic(&points, dim, &config).unwrap();
+    let second = pic(&points, dim, &config).unwrap();
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let sequential = one_thread.install(|| pic(&points, dim, &config).unwrap());
+    assert_eq!(first, second, "rerun");
+    assert_eq!(first, sequential, "one thread");
+    assert!(first.n_clusters() > 1, "{} clusters", first.n_clusters());
+}
+
+#[test]
+fn nearest_neighbors_match_brute_force() {
+    let dim = 5;
+    let n_points = 2300;
+    let n_neighbors = 4;
+    let points = random_points(n_points, dim, 17);
+    let graph = nearest_neighbors(&points, dim, n_neighbors);
+    assert_eq!(graph.indices.len(), n_points * n_neighbors);
+    for i in (0..n_points).step_by(37) {
+        let row = &points[i * dim..(i + 1) * dim];
+        let mut brute: Vec<(f64, usize)> = (0..n_points)
+            .filter(|&j| j != i)
+            .map(|j| {
+                let other = &points[j * dim..(j + 1) * dim];
+                let distance = row
+                    .iter()
+                    .zip(other)
+                    .map(|(a, b)| f64::from(a - b).powi(2))
+                    .sum();
+                (distance, j)
+            })
+            .collect();
+        brute.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        for (rank, &(expected, _)) in brute.iter().take(n_neighbors).enumerate() {
+            let found = graph.indices[i * n_neighbors + rank] as usize;
+            let distance = f64::from(graph.distances[i * n_neighbors + rank]);
+            assert!(
+                (distance - expected).abs() < 1e-4,
+                "point {i} rank {rank}: distance {distance}, expected {expected}"
+            );
+            assert_ne!(found, i, "point {i} lists itself");
+        }
+    }
+}
+
+#[test]
+fn nearest_neighbors_skip_self_among_duplicates() {
+    let points = vec![1.0f32; 4 * 3];
+    let graph = nearest_neighbors(&points, 3, 2);
+    assert_eq!(graph.indices, vec![1, 2, 0, 2, 0, 1, 0, 1]);
+    assert!(graph.distances.iter().all(|&d| d == 0.0));
+}
+
+#[test]
+fn pic_rejects_invalid_input() {
+    let points = two_stars();
+    let too_many = PicConfig {
+        n_neighbors: 12,
+        ..PicConfig::default()
+    };
+    assert_eq!(
+        pic(&points, 2, &too_many).unwrap_err(),
+        ClusterError::TooManyNeighbors {
+            n_neighbors: 12,
+            n_points: 12
+        }
+    );
+    let invalid_settings = [
+        PicConfig {
+            n_neighbors: 0,
+            ..PicConfig::default()
+        },
+        PicConfig {
+            sigma: 0.0,
+            ..PicConfig::default()
+        },
+        PicConfig {
+            sigma: f32::NAN,
+            ..PicConfig::default()
+        },
+        PicConfig {
+            alpha: 1.0,
+            ..PicConfig::default()
+        },
+        PicConfig {
+            n_iterations: 0,
+            ..PicConfig::default()
+        },
+    ];
+    for config in invalid_settings {
+        let error = pic(&points, 2, &config).unwrap_err();
+        assert!(
+            matches!(error, ClusterError::InvalidPicSetting { .. }),
+            "{config:?}: {error}"
+        );
+    }
+    let mut with_nan = points.clone();
+    with_nan[5] = f32::NAN;
+    assert!(matches!(
+        pic(&with_nan, 2, &PicConfig::default()).unwrap_err(),
+        ClusterError::NonFinite {
+            row: 2,
+            column: 1,
+            ..
+        }
+    ));
 }
 
 // ---------------------------------------------------------------- PCA

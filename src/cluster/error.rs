@@ -83,6 +83,29 @@ pub enum ClusterError {
         value: f32,
     },
 
+    /// A PIC setting is out of range.
+    #[error("invalid PIC {field} = {value}: expected {expected}")]
+    InvalidPicSetting {
+        /// Name of the [`PicConfig`](super::PicConfig) field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// The valid range, in words.
+        expected: &'static str,
+    },
+
+    /// The k-NN graph requests at least as many neighbours as there are points.
+    #[error(
+        "n_neighbors {n_neighbors} must be smaller than the number of points {n_points}; \
+         use fewer neighbours or more points"
+    )]
+    TooManyNeighbors {
+        /// Requested neighbours per point.
+        n_neighbors: usize,
+        /// Number of points in the input.
+        n_points: usize,
+    },
+
     /// The PCA output dimension is 0.
     #[error("invalid PCA output_dim 0: at least one component is required")]
     ZeroOutputDim,

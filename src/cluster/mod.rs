@@ -1,8 +1,9 @@
-//! Clustering stage of DeepCluster: PCA whitening, k-means and evaluation metrics.
+//! Clustering stage of DeepCluster: PCA whitening, k-means, power iteration clustering (PIC)
+//! and evaluation metrics.
 //!
 //! Every epoch DeepCluster extracts CNN features for the whole dataset, reduces them with
 //! [`Pca`] to 256 whitened dimensions, L2-normalises each row with [`l2_normalize_rows`],
-//! clusters them with [`kmeans`], and trains the network to predict the cluster ids.
+//! clusters them with [`kmeans`] (or [`pic`]), and trains the network to predict the cluster ids.
 //! [`normalized_mutual_info`] between the assignments of consecutive epochs tracks how
 //! stable the clustering is.
 //!
@@ -29,6 +30,7 @@ mod gemm;
 mod kmeans;
 mod metrics;
 mod pca;
+mod pic;
 
 pub use error::ClusterError;
 pub use kmeans::{
@@ -40,6 +42,7 @@ pub use metrics::{
     clustering_accuracy, contingency_table, normalized_mutual_info, normalized_mutual_info_with,
 };
 pub use pca::{L2_NORM_EPSILON, Pca, PcaConfig, WHITEN_EPSILON, l2_normalize_rows};
+pub use pic::{NeighborGraph, PicConfig, PicResult, nearest_neighbors, pic};
 
 use rayon::prelude::*;
 
