@@ -9,11 +9,13 @@
 //! - [`cluster`]: PCA, k-means and clustering metrics.
 //! - [`train`]: the training loop, run folders and checkpoints.
 //! - [`device`]: choosing a burn device by name.
+//! - [`plot`]: the embedded font, charts and PNG output shared by the pictures.
 
 pub mod cluster;
 pub mod data;
 pub mod device;
 pub mod eval;
 pub mod model;
+pub mod plot;
 pub mod preprocess;
 pub mod train;
