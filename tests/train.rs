@@ -10,7 +10,7 @@ use deepcluster::preprocess::{Normalization, eval_batch};
 use deepcluster::train::checkpoint::{self, CheckpointPaths};
 use deepcluster::train::record::{assignment_path, read_assignments, read_records};
 use deepcluster::train::steps::images_tensor;
-use deepcluster::train::{NoProgress, RunOptions, TrainConfig, train};
+use deepcluster::train::{ClusteringMethod, NoProgress, RunOptions, TrainConfig, train};
 
 fn fashion_mnist(n_images: usize) -> Dataset {
     let mut dataset = load_embedded_fashion_mnist().unwrap();
@@ -82,6 +82,52 @@ fn training_on_fashion_mnist_writes_complete_run_folder() {
     let (_, _, meta) = checkpoint::load_checkpoint(&paths, &Device::flex().autodiff()).unwrap();
     assert_eq!(meta.epoch, 3);
     assert_eq!(meta.config, config);
+}
+
+#[test]
+fn training_with_pic_uses_its_cluster_count() {
+    let dataset = fashion_mnist(600);
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let config = TrainConfig {
+        clustering: ClusteringMethod::Pic,
+        ..small_config(1)
+    };
+    train(
+        &config,
+        &dataset,
+        &options(&run_dir, false),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+
+    // The top layer and the checkpoint follow the number of clusters PIC found, so resuming
+    // rebuilds a network of the saved shape.
+    let assignments = read_assignments(&assignment_path(&run_dir, 1)).unwrap();
+    let n_clusters = *assignments.iter().max().unwrap() as usize + 1;
+    let paths = CheckpointPaths::for_epoch(&run_dir, 1);
+    let (model, _, meta) = checkpoint::load_checkpoint(&paths, &Device::flex().autodiff()).unwrap();
+    assert_eq!(meta.model.n_clusters, n_clusters);
+    assert_eq!(model.top.weight.dims()[1], n_clusters);
+    assert_eq!(meta.config.clustering, ClusteringMethod::Pic);
+
+    let resumed = TrainConfig {
+        epochs: 2,
+        ..config
+    };
+    let summary = train(
+        &resumed,
+        &dataset,
+        &options(&run_dir, true),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(summary.epochs_completed, 2);
+    let record = &summary.records[0];
+    assert!(record.kmeans_objective.is_finite());
+    assert_eq!(record.kmeans_splits, 0);
 }
 
 #[test]

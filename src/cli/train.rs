@@ -9,7 +9,7 @@ use clap::Args;
 use deepcluster::data::{self, Dataset, Format, LoadOptions, Split};
 use deepcluster::device::parse_device;
 use deepcluster::model::Architecture;
-use deepcluster::train::{self, RunOptions, TrainConfig};
+use deepcluster::train::{self, ClusteringMethod, RunOptions, TrainConfig};
 
 use super::Failure;
 use super::progress::Bars;
@@ -61,6 +61,12 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its latest checkpoint (up to --epochs in total).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+
+    /// Clustering method that makes the pseudo-labels: kmeans, or pic (power iteration
+    /// clustering on a 5-nearest-neighbour graph, which finds the number of clusters itself
+    /// and ignores -k) [default: kmeans].
+    #[arg(long, value_enum, value_name = "METHOD")]
+    clustering: Option<ClusteringMethod>,
 
     /// Number of k-means clusters (pseudo-labels) [default: 100].
     #[arg(short, long)]
@@ -156,6 +162,7 @@ impl TrainArgs {
             ("--image-size", self.image_size.is_some()),
             ("--strict", self.strict),
             ("--config", self.config.is_some()),
+            ("--clustering", self.clustering.is_some()),
             ("-k", self.k.is_some()),
             ("--pca-dim", self.pca_dim.is_some()),
             ("--no-whiten", self.no_whiten),
@@ -192,6 +199,7 @@ impl TrainArgs {
         }
         set!(
             split = self.split,
+            clustering = self.clustering,
             k = self.k,
             pca_dim = self.pca_dim,
             kmeans_iterations = self.kmeans_iterations,

@@ -22,6 +22,18 @@ pub const DEFAULT_KMEANS_ITERATIONS: usize = 20;
 /// PCA output dimension of the original DeepCluster.
 pub const DEFAULT_PCA_DIM: usize = 256;
 
+/// Clustering method that turns the features into pseudo-labels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusteringMethod {
+    /// k-means with `k` clusters.
+    #[default]
+    Kmeans,
+    /// Power iteration clustering on a 5-nearest-neighbour graph; it finds the number of
+    /// clusters itself and ignores `k`.
+    Pic,
+}
+
 /// Every setting of a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -48,7 +60,9 @@ pub struct TrainConfig {
     /// Multiplier on every layer's width.
     pub width_multiplier: f32,
 
-    /// Number of k-means clusters, which is also the number of pseudo-labels.
+    /// Clustering method.
+    pub clustering: ClusteringMethod,
+    /// Number of k-means clusters, which is also the number of pseudo-labels. Unused by PIC.
     pub k: usize,
     /// Dimension of the PCA applied to the features before k-means.
     pub pca_dim: usize,
@@ -98,6 +112,7 @@ impl Default for TrainConfig {
             architecture: Architecture::Alexnet,
             sobel: true,
             width_multiplier: 0.5,
+            clustering: ClusteringMethod::Kmeans,
             k: 100,
             pca_dim: DEFAULT_PCA_DIM,
             whiten: true,
@@ -170,7 +185,9 @@ impl TrainConfig {
     /// Checks every value; returns the first invalid one. Data-dependent checks (k against the
     /// number of images) happen once the dataset is loaded.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(self.k >= 2, "k", self.k, "must be at least 2")?;
+        if self.clustering == ClusteringMethod::Kmeans {
+            check(self.k >= 2, "k", self.k, "must be at least 2")?;
+        }
         check(
             self.pca_dim >= 1,
             "pca_dim",
@@ -330,5 +347,17 @@ mod tests {
         };
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("k = 1"), "{message}");
+    }
+
+    #[test]
+    fn pic_ignores_k() {
+        let config = TrainConfig {
+            clustering: ClusteringMethod::Pic,
+            k: 0,
+            ..TrainConfig::default()
+        };
+        config.validate().unwrap();
+        let parsed: TrainConfig = toml::from_str("clustering = \"pic\"").unwrap();
+        assert_eq!(parsed.clustering, ClusteringMethod::Pic);
     }
 }

@@ -14,7 +14,7 @@ pub mod steps;
 
 use std::path::PathBuf;
 
-pub use config::{ConfigError, TrainConfig};
+pub use config::{ClusteringMethod, ConfigError, TrainConfig};
 pub use record::EpochRecord;
 pub use run::{RunOptions, TrainSummary, train};
 

@@ -77,7 +77,8 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean cross-entropy of the training pass.
     pub loss: f64,
-    /// Final k-means objective: the sum of squared distances of the points to their centroids.
+    /// Sum of squared distances of the points to their centroids: the final k-means objective,
+    /// or with PIC the same sum around each cluster's mean.
     pub kmeans_objective: f64,
     /// Empty clusters refilled by splitting during k-means.
     pub kmeans_splits: usize,

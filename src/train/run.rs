@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use super::checkpoint::{self, CheckpointMeta, CheckpointPaths, backbone_param_ids};
 use super::record::{self, ClusterSizes, EpochRecord, LabelMetrics, PhaseSeconds};
 use super::steps::{self, EpochInputs, SgdSettings};
-use super::{Progress, TrainConfig, TrainError};
+use super::{ClusteringMethod, Progress, TrainConfig, TrainError};
 use crate::cluster as metrics;
 use crate::data::Dataset;
 use crate::model::{DeepClusterNet, ModelConfig};
@@ -200,7 +200,7 @@ fn resume_state(
 }
 
 fn check_dataset(config: &TrainConfig, dataset: &Dataset) -> Result<(), TrainError> {
-    if config.k > dataset.len() {
+    if config.clustering == ClusteringMethod::Kmeans && config.k > dataset.len() {
         return Err(TrainError::TooManyClusters {
             k: config.k,
             n_images: dataset.len(),
@@ -290,19 +290,32 @@ fn run_epoch(
     drop(features);
     seconds.pca = clock.elapsed().as_secs_f64();
 
-    // k-means: the assignment is the epoch's pseudo-labels.
+    // Clustering: the assignment is the epoch's pseudo-labels. PIC chooses the number of
+    // clusters, so the sampler and the top layer use the count it returns.
     let clock = Instant::now();
-    progress.start("kmeans", config.kmeans_iterations as u64);
-    let clustering = steps::run_kmeans(
-        &reduced,
-        pca_dim,
-        config.k,
-        config.kmeans_iterations,
-        epoch_seed(config.seed, epoch, 2),
-    )?;
-    progress.finish();
+    let clustering = match config.clustering {
+        ClusteringMethod::Kmeans => {
+            progress.start("kmeans", config.kmeans_iterations as u64);
+            let result = steps::run_kmeans(
+                &reduced,
+                pca_dim,
+                config.k,
+                config.kmeans_iterations,
+                epoch_seed(config.seed, epoch, 2),
+            )?;
+            progress.finish();
+            steps::Clustering::from(result)
+        }
+        ClusteringMethod::Pic => {
+            progress.start("pic", 1);
+            let result = steps::run_pic(&reduced, pca_dim)?;
+            progress.finish();
+            steps::Clustering::from_pic(result, &reduced, pca_dim)
+        }
+    };
     seconds.kmeans = clock.elapsed().as_secs_f64();
     drop(reduced);
+    let n_clusters = clustering.cluster_sizes.len();
     let assignments = clustering.assignments;
     record::write_assignments(&options.run_dir, epoch, &assignments)?;
 
@@ -319,8 +332,10 @@ fn run_epoch(
     // One epoch of training on uniformly sampled pseudo-labels, with a new top layer.
     let clock = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(config.seed, epoch, 3));
-    let order = steps::sample_uniformly(&assignments, config.k, &mut rng);
-    let model = steps::reset_top_layer(model, config.k);
+    let order = steps::sample_uniformly(&assignments, n_clusters, &mut rng);
+    let model = steps::reset_top_layer(model, n_clusters);
+    // A checkpoint rebuilds the network from this before loading the weights.
+    meta.model.n_clusters = n_clusters;
     let settings = sgd_settings(&config);
     let mut top_optimizer = steps::top_layer_optimizer(&settings);
     let augmentation = Augmentation {

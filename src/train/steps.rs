@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use crate::cluster::{self, KMeansConfig, KMeansResult, PcaConfig};
+use crate::cluster::{self, KMeansConfig, KMeansResult, PcaConfig, PicConfig, PicResult};
 use crate::data::Dataset;
 use crate::model::DeepClusterNet;
 use crate::preprocess::{Augmentation, Normalization, eval_batch, train_batch};
@@ -97,6 +97,82 @@ pub fn run_kmeans(
         ..KMeansConfig::new(n_clusters)
     };
     Ok(cluster::kmeans(points, dim, &config)?)
+}
+
+/// Clusters the reduced features by power iteration clustering with DeepCluster's settings
+/// (5 neighbours, σ = 0.2, α = 0.001, 200 iterations, singletons joined to a neighbour).
+pub fn run_pic(points: &[f32], dim: usize) -> Result<PicResult, TrainError> {
+    Ok(cluster::pic(points, dim, &PicConfig::default())?)
+}
+
+/// An epoch's pseudo-labels and the statistics recorded about them, from either method.
+#[derive(Clone, Debug)]
+pub struct Clustering {
+    /// Cluster id of every image.
+    pub assignments: Vec<u32>,
+    /// Images per cluster; its length is the number of pseudo-labels.
+    pub cluster_sizes: Vec<usize>,
+    /// Sum of squared distances of the points to their centroids: k-means's final objective,
+    /// or for PIC the same sum around the mean of each cluster.
+    pub objective: f64,
+    /// Empty k-means clusters refilled by splitting (0 for PIC).
+    pub n_splits: usize,
+}
+
+impl From<KMeansResult> for Clustering {
+    fn from(result: KMeansResult) -> Self {
+        Self {
+            assignments: result.assignments,
+            cluster_sizes: result.cluster_sizes,
+            objective: result.objective,
+            n_splits: result.n_splits,
+        }
+    }
+}
+
+impl Clustering {
+    /// Wraps a PIC result, computing the within-cluster sum of squares of `points`.
+    pub fn from_pic(result: PicResult, points: &[f32], dim: usize) -> Self {
+        let objective =
+            within_cluster_sum_of_squares(points, dim, &result.assignments, result.n_clusters());
+        Self {
+            assignments: result.assignments,
+            cluster_sizes: result.cluster_sizes,
+            objective,
+            n_splits: 0,
+        }
+    }
+}
+
+/// Sum over points of the squared distance to the mean of their cluster, in `f64`.
+fn within_cluster_sum_of_squares(
+    points: &[f32],
+    dim: usize,
+    assignments: &[u32],
+    n_clusters: usize,
+) -> f64 {
+    let mut sums = vec![0.0f64; n_clusters * dim];
+    let mut counts = vec![0usize; n_clusters];
+    for (row, &cluster) in points.chunks_exact(dim).zip(assignments) {
+        let cluster = cluster as usize;
+        counts[cluster] += 1;
+        let sum = &mut sums[cluster * dim..(cluster + 1) * dim];
+        sum.iter_mut()
+            .zip(row)
+            .for_each(|(s, &v)| *s += f64::from(v));
+    }
+    let mut total = 0.0;
+    for (row, &cluster) in points.chunks_exact(dim).zip(assignments) {
+        let cluster = cluster as usize;
+        let count = counts[cluster] as f64;
+        let sum = &sums[cluster * dim..(cluster + 1) * dim];
+        total += row
+            .iter()
+            .zip(sum)
+            .map(|(&v, &s)| (f64::from(v) - s / count).powi(2))
+            .sum::<f64>();
+    }
+    total
 }
 
 /// Returns an epoch's order of image indices that draws uniformly over the non-empty clusters.
