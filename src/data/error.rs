@@ -196,8 +196,9 @@ pub enum DataError {
 
     /// An image in a folder dataset could not be decoded (raised only in strict mode).
     #[error(
-        "`{}`: failed to decode image: {source}; remove the file or load without strict mode to skip it",
-        path.display()
+        "`{}`: failed to decode image ({}); remove the file, or drop --strict to skip it",
+        path.display(),
+        source.to_string().replace('\n', " ")
     )]
     ImageDecode {
         /// The image file.

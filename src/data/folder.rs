@@ -49,7 +49,14 @@ pub(crate) fn load_folder(
             Ok(image) => image,
             Err(error) if strict => return Err(error),
             Err(error) => {
-                tracing::warn!(%error, "skipping undecodable image");
+                let (file, reason) = match &error {
+                    DataError::ImageDecode { path, source } => (
+                        path.display().to_string(),
+                        source.to_string().replace('\n', " "),
+                    ),
+                    other => (path.display().to_string(), other.to_string()),
+                };
+                tracing::warn!(file, reason, "skipping undecodable image");
                 n_skipped += 1;
                 continue;
             }

@@ -117,7 +117,7 @@ pub fn save_checkpoint(
         .save(&temporary)
         .map_err(|error| TrainError::Checkpoint {
             path: temporary.clone(),
-            message: format!("{error:?}"),
+            message: error.to_string(),
         })?;
     fs::rename(&temporary, &paths.optimizer).map_err(|source| TrainError::Write {
         path: paths.optimizer.clone(),
@@ -218,7 +218,9 @@ pub fn load_weights(
         .load_from(&mut store)
         .map_err(|error| TrainError::Checkpoint {
             path: path.to_owned(),
-            message: format!("{error}; was it saved by a network of another architecture or size?"),
+            message: format!(
+            "{error}; the file is damaged, or was saved by a network of another architecture or size"
+        ),
         })?;
     if !result.unused.is_empty() {
         return Err(TrainError::Checkpoint {
@@ -249,9 +251,58 @@ pub fn load_checkpoint(
         .load(&paths.optimizer)
         .map_err(|error| TrainError::Checkpoint {
             path: paths.optimizer.clone(),
-            message: format!("{error:?}"),
+            message: format!("{error}; the file is damaged"),
         })?;
     Ok((model, optimizer, meta))
+}
+
+/// Loads the latest checkpoint of `run_dir` that can be loaded.
+///
+/// A damaged latest checkpoint (a truncated file after a crash of the disk, for instance) is
+/// reported as a warning and the one before it is tried; when none loads, the latest one's
+/// error is returned.
+pub fn load_latest_checkpoint(
+    run_dir: &Path,
+    device: &Device,
+) -> Result<
+    (
+        CheckpointPaths,
+        (DeepClusterNet, ModuleOptimizer, CheckpointMeta),
+    ),
+    TrainError,
+> {
+    let epochs = list_checkpoints(run_dir)?;
+    let mut first_error = None;
+    for &epoch in epochs.iter().rev() {
+        let paths = CheckpointPaths::for_epoch(run_dir, epoch);
+        match load_checkpoint(&paths, device) {
+            Ok(loaded) => return Ok((paths, loaded)),
+            Err(error) => {
+                tracing::warn!(epoch, %error, "cannot load this checkpoint; trying the one before it");
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| TrainError::NoCheckpoint {
+        path: run_dir.to_owned(),
+    }))
+}
+
+/// Reads the metadata of the latest checkpoint of `run_dir` whose JSON file can be parsed.
+pub fn read_latest_meta(run_dir: &Path) -> Result<CheckpointMeta, TrainError> {
+    let epochs = list_checkpoints(run_dir)?;
+    let mut first_error = None;
+    for &epoch in epochs.iter().rev() {
+        match read_meta(&CheckpointPaths::for_epoch(run_dir, epoch).meta) {
+            Ok(meta) => return Ok(meta),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| TrainError::NoCheckpoint {
+        path: run_dir.to_owned(),
+    }))
 }
 
 /// Returns the backbone's parameter ids in visiting order.

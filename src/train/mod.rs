@@ -106,7 +106,7 @@ pub enum TrainError {
     },
     /// `--resume` on a folder without a checkpoint.
     #[error(
-        "`{path}` has no complete checkpoint to resume from (expected checkpoints/epoch_NNNN.json)"
+        "`{path}` has no complete checkpoint (expected checkpoints/epoch_NNNN.json); is it a run folder written by `deepcluster train`?"
     )]
     NoCheckpoint {
         /// The run folder.

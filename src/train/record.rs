@@ -174,6 +174,29 @@ pub fn write_assignments(
         .map_err(|source| TrainError::Write { path, source })
 }
 
+/// Deletes the assignment files of epochs after `last_epoch`, which belong to epochs that were
+/// not checkpointed.
+pub fn remove_assignments_after(run_dir: &Path, last_epoch: usize) -> Result<(), TrainError> {
+    let dir = run_dir.join(ASSIGNMENTS_DIR);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let epoch = name
+            .strip_prefix("epoch_")
+            .and_then(|rest| rest.strip_suffix(".npy"));
+        if epoch
+            .and_then(|e| e.parse::<usize>().ok())
+            .is_some_and(|e| e > last_epoch)
+        {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|source| TrainError::Write { path, source })?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads an assignment file written by [`write_assignments`].
 pub fn read_assignments(path: &Path) -> Result<Vec<u32>, TrainError> {
     let file = fs::File::open(path).map_err(|source| TrainError::Read {

@@ -19,7 +19,7 @@ use crate::model::{DeepClusterNet, ModelConfig};
 use crate::preprocess::{Augmentation, Normalization};
 
 /// Range of the aspect ratio of random resized crops (torchvision's default, 3/4 to 4/3).
-const CROP_RATIO: (f32, f32) = (3.0 / 4.0, 4.0 / 3.0);
+pub const CROP_RATIO: (f32, f32) = (3.0 / 4.0, 4.0 / 3.0);
 /// Name of the resolved configuration in a run folder.
 pub const CONFIG_FILE: &str = "config.toml";
 
@@ -72,6 +72,7 @@ pub fn train(
         fresh_state(config, dataset, options)?
     };
     let config = state.meta.config.clone();
+    tracing::info!("run folder: {}", options.run_dir.display());
     let mut summary = TrainSummary {
         records: Vec::new(),
         epochs_completed: state.meta.epoch,
@@ -103,6 +104,15 @@ fn fresh_state(
 ) -> Result<RunState, TrainError> {
     check_dataset(config, dataset)?;
     let run_dir = &options.run_dir;
+    if run_dir.exists() && !run_dir.is_dir() {
+        return Err(TrainError::Write {
+            path: run_dir.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file of that name exists, and the run folder must be a folder",
+            ),
+        });
+    }
     if run_dir.join(record::METRICS_FILE).exists()
         || !checkpoint::list_checkpoints(run_dir)?.is_empty()
     {
@@ -156,21 +166,15 @@ fn resume_state(
     options: &RunOptions,
 ) -> Result<RunState, TrainError> {
     let run_dir = &options.run_dir;
-    let Some(&epoch) = checkpoint::list_checkpoints(run_dir)?.last() else {
-        return Err(TrainError::NoCheckpoint {
-            path: run_dir.clone(),
-        });
-    };
-    let paths = CheckpointPaths::for_epoch(run_dir, epoch);
-    let (model, optimizer, mut meta) =
-        checkpoint::load_checkpoint(&paths, &options.device.clone().autodiff())?;
+    let (paths, (model, optimizer, mut meta)) =
+        checkpoint::load_latest_checkpoint(run_dir, &options.device.clone().autodiff())?;
     let mismatch = |message: String| TrainError::ResumeMismatch {
         path: paths.meta.clone(),
         message,
     };
     if meta.n_images != dataset.len() {
         return Err(mismatch(format!(
-            "the checkpoint was trained on {} images but the dataset has {}; pass the same --data and --max-images",
+            "the checkpoint was trained on {} images but its dataset now has {}; was the dataset changed?",
             meta.n_images,
             dataset.len()
         )));
@@ -184,6 +188,7 @@ fn resume_state(
     }
     meta.config.epochs = config.epochs;
     record::truncate_records(run_dir, meta.epoch)?;
+    record::remove_assignments_after(run_dir, meta.epoch)?;
     let assignment_file = record::assignment_path(run_dir, meta.epoch);
     let previous_assignments = if assignment_file.exists() {
         Some(record::read_assignments(&assignment_file)?)
@@ -317,7 +322,6 @@ fn run_epoch(
     drop(reduced);
     let n_clusters = clustering.cluster_sizes.len();
     let assignments = clustering.assignments;
-    record::write_assignments(&options.run_dir, epoch, &assignments)?;
 
     // Agreement with the previous epoch and with the labels.
     let nmi_previous = match &previous_assignments {
@@ -364,6 +368,8 @@ fn run_epoch(
         interrupted,
     )?;
     seconds.train = clock.elapsed().as_secs_f64();
+    // Written only once the epoch has trained, so an interrupted epoch leaves no file behind.
+    record::write_assignments(&options.run_dir, epoch, &assignments)?;
     seconds.total = started.elapsed().as_secs_f64();
 
     let record = EpochRecord {
