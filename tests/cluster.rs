@@ -4,8 +4,9 @@
 
 use deepcluster::cluster::{
     ClusterError, Init, KMeansConfig, NmiNormalization, Pca, PcaConfig, PicConfig,
-    adjusted_rand_index, assign, clustering_accuracy, contingency_table, kmeans, l2_normalize_rows,
-    nearest_neighbors, normalized_mutual_info, normalized_mutual_info_with, pic,
+    adjusted_rand_index, assign, assign_on_device, assign_tensor, clustering_accuracy,
+    contingency_table, kmeans, l2_normalize_rows, nearest_neighbors, normalized_mutual_info,
+    normalized_mutual_info_with, pic,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -532,6 +533,65 @@ fn assign_matches_brute_force() {
             "row {i} distance"
         );
     }
+}
+
+#[test]
+fn assign_on_flex_device_matches_cpu() {
+    let dim = 7;
+    let points = random_points(3000, dim, 31);
+    let centroids = random_points(150, dim, 32);
+    let (expected, expected_distances) = assign(&points, dim, &centroids);
+    let (assignments, distances) =
+        assign_on_device(&points, dim, &centroids, &burn::tensor::Device::flex());
+    assert_eq!(assignments.len(), expected.len());
+    for (i, (&found, &wanted)) in assignments.iter().zip(&expected).enumerate() {
+        // Rounding may pick another centroid only when both are equally near.
+        let gap = (distances[i] - expected_distances[i]).abs();
+        assert!(
+            gap < 1e-4,
+            "point {i}: distance {} vs {}",
+            distances[i],
+            expected_distances[i]
+        );
+        if found != wanted {
+            let row = &points[i * dim..(i + 1) * dim];
+            let distance_to = |c: u32| -> f32 {
+                let centroid = &centroids[c as usize * dim..(c as usize + 1) * dim];
+                row.iter()
+                    .zip(centroid)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum()
+            };
+            assert!(
+                (distance_to(found) - distance_to(wanted)).abs() < 1e-5,
+                "point {i}"
+            );
+        }
+    }
+    let n_same = assignments
+        .iter()
+        .zip(&expected)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(n_same >= 2990, "{n_same} of 3000 assignments agree");
+}
+
+#[test]
+fn assign_tensor_blocks_cover_all_points() {
+    let device = burn::tensor::Device::flex();
+    let dim = 3;
+    let points = random_points(1001, dim, 33);
+    let centroids = random_points(5, dim, 34);
+    let upload = |values: &[f32]| {
+        let data = burn::tensor::TensorData::new(values.to_vec(), [values.len() / dim, dim]);
+        burn::tensor::Tensor::<2>::from_data(data, &device)
+    };
+    let (small_blocks, _) = assign_tensor(upload(&points), upload(&centroids), 100);
+    let (one_block, _) = assign_tensor(upload(&points), upload(&centroids), 4096);
+    let small_blocks = small_blocks.into_data().try_into_vec_as::<i64>().unwrap();
+    let one_block = one_block.into_data().try_into_vec_as::<i64>().unwrap();
+    assert_eq!(small_blocks.len(), 1001);
+    assert_eq!(small_blocks, one_block);
 }
 
 // ---------------------------------------------------------------- PIC

@@ -31,6 +31,7 @@ mod kmeans;
 mod metrics;
 mod pca;
 mod pic;
+mod tensor;
 
 pub use error::ClusterError;
 pub use kmeans::{
@@ -43,6 +44,7 @@ pub use metrics::{
 };
 pub use pca::{L2_NORM_EPSILON, Pca, PcaConfig, WHITEN_EPSILON, l2_normalize_rows};
 pub use pic::{NeighborGraph, PicConfig, PicResult, nearest_neighbors, pic};
+pub use tensor::{DEFAULT_TENSOR_BLOCK_ROWS, assign_on_device, assign_tensor};
 
 use rayon::prelude::*;
 
