@@ -1,50 +1,174 @@
 #!/usr/bin/env python3
-"""Time faiss k-means iterations on the data used by `benches/kmeans.rs`.
+"""Compare the clustering stage of deepcluster-rs with faiss-cpu and scikit-learn.
 
-N = 50,000 points uniform in [0, 1) from NumPy's default_rng(1234), D = 256, k = 1,000,
-starting from the first k points, 5 iterations. Writes the points as raw little-endian f32
-to the given path (default target/kmeans_bench_points.f32) so that the Rust benchmark can
-time identical data:
+For every N and k: D-dimensional points (Gaussian, with variances 1/(1+i) per coordinate,
+from NumPy's default_rng(seed)) go through PCA to 256 dimensions with whitening and L2
+normalisation, then k-means runs a fixed number of Lloyd iterations starting from the first
+k reduced points. Each library runs in its own process, so that the peak memory (resident
+high-water mark) is its own. faiss runs twice: with OpenMP's default wait policy and with
+OMP_WAIT_POLICY=PASSIVE. Prints a Markdown table with seconds for PCA, seconds per k-means
+iteration, the final objective (faiss's obj[-1]), peak memory, and the ratios of
+deepcluster-rs to faiss.
 
-    python scripts/bench_faiss.py --threads 2
-    KMEANS_BENCH_DATA=target/kmeans_bench_points.f32 RAYON_NUM_THREADS=2 \
-        cargo bench --bench kmeans
+    python scripts/bench_faiss.py --threads 2                   # the full table
+    python scripts/bench_faiss.py --sizes 5000 --ks 10,100 --dim 128 --iterations 3
+
+The Rust side is `cargo bench --bench kmeans`, built first with `cargo bench --no-run`.
 """
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-N_POINTS, DIM, N_CLUSTERS, N_ITERATIONS = 50_000, 256, 1_000, 5
+REPO = Path(__file__).resolve().parent.parent
+
+
+def peak_memory_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load(path, n_points, dim):
+    return np.fromfile(path, dtype="<f4").reshape(n_points, dim)
+
+
+def run_faiss(args):
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
+    points = load(args.data, args.n, args.dim)
+    start = time.perf_counter()
+    pca = faiss.PCAMatrix(args.dim, args.pca_dim, -0.5)
+    pca.train(points)
+    reduced = pca.apply_py(points)
+    faiss.normalize_L2(reduced)
+    pca_seconds = time.perf_counter() - start
+
+    kmeans = faiss.Clustering(args.pca_dim, args.k)
+    kmeans.niter = args.iterations
+    kmeans.max_points_per_centroid = 10_000_000
+    kmeans.centroids.resize(args.k * args.pca_dim)
+    faiss.copy_array_to_vector(reduced[: args.k].ravel(), kmeans.centroids)
+    index = faiss.IndexFlatL2(args.pca_dim)
+    start = time.perf_counter()
+    kmeans.train(reduced, index)
+    seconds = time.perf_counter() - start
+    stats = kmeans.iteration_stats
+    objective = stats.at(stats.size() - 1).obj
+    return pca_seconds, seconds / args.iterations, objective
+
+
+def run_sklearn(args):
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(args.threads):
+        points = load(args.data, args.n, args.dim)
+        start = time.perf_counter()
+        reduced = PCA(args.pca_dim, whiten=True, svd_solver="covariance_eigh").fit_transform(points)
+        reduced = reduced.astype(np.float32)
+        reduced /= np.linalg.norm(reduced, axis=1, keepdims=True) + 1e-10
+        pca_seconds = time.perf_counter() - start
+
+        kmeans = KMeans(args.k, init=reduced[: args.k], n_init=1, max_iter=args.iterations,
+                        tol=0.0, algorithm="lloyd")
+        start = time.perf_counter()
+        kmeans.fit(reduced)
+        seconds = time.perf_counter() - start
+    # scikit-learn stops early once no assignment changes, and reports the objective of the
+    # final centroids rather than of the last assignment step.
+    return pca_seconds, seconds / kmeans.n_iter_, float(kmeans.inertia_)
+
+
+def run_worker(args):
+    runner = {"faiss": run_faiss, "sklearn": run_sklearn}[args.worker]
+    pca_seconds, per_iteration, objective = runner(args)
+    print(json.dumps({"pca_seconds": pca_seconds, "seconds_per_iteration": per_iteration,
+                      "objective": objective, "peak_memory_mib": peak_memory_mib()}))
+
+
+def run_rust(args, data, n_points):
+    env = dict(os.environ, KMEANS_BENCH_DATA=str(data), KMEANS_BENCH_N=str(n_points),
+               KMEANS_BENCH_DIM=str(args.dim), KMEANS_BENCH_PCA_DIM=str(args.pca_dim),
+               KMEANS_BENCH_ITERATIONS=str(args.iterations), KMEANS_BENCH_K=str(args.k),
+               RAYON_NUM_THREADS=str(args.threads), MATMUL_NUM_THREADS="1")
+    output = subprocess.run(["cargo", "bench", "-q", "--bench", "kmeans"], cwd=REPO, env=env,
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run_python(args, worker, data, n_points, extra_env=None):
+    command = [sys.executable, __file__, "--worker", worker, "--data", str(data),
+               "--n", str(n_points), "--dim", str(args.dim), "--pca-dim", str(args.pca_dim),
+               "--k", str(args.k), "--iterations", str(args.iterations),
+               "--threads", str(args.threads)]
+    env = dict(os.environ, **(extra_env or {}))
+    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def write_points(n_points, dim, seed):
+    path = REPO / "target" / f"bench_points_{n_points}x{dim}_seed{seed}.f32"
+    if not path.exists():
+        rng = np.random.default_rng(seed)
+        scales = (1.0 / np.sqrt(1.0 + np.arange(dim))).astype(np.float32)
+        points = rng.standard_normal((n_points, dim), dtype=np.float32) * scales
+        path.parent.mkdir(parents=True, exist_ok=True)
+        points.astype("<f4").tofile(path)
+    return path
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="OpenMP threads for faiss")
-    parser.add_argument("--output", default="target/kmeans_bench_points.f32",
-                        help="file that receives the points (raw little-endian f32)")
+    parser.add_argument("--sizes", default="50000,200000", help="comma-separated N values")
+    parser.add_argument("--ks", default="100,1000,10000", help="comma-separated k values")
+    parser.add_argument("--dim", type=int, default=1024, help="input dimension D")
+    parser.add_argument("--pca-dim", type=int, default=256, help="PCA output dimension")
+    parser.add_argument("--iterations", type=int, default=10, help="Lloyd iterations")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every library")
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the generated points")
+    parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn")
+    parser.add_argument("--worker", choices=["faiss", "sklearn"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        run_worker(args)
+        return
 
-    faiss.omp_set_num_threads(args.threads)
-    points = np.random.default_rng(1234).random((N_POINTS, DIM), dtype=np.float32)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    points.astype("<f4").tofile(args.output)
-
-    km = faiss.Kmeans(DIM, N_CLUSTERS, niter=N_ITERATIONS, max_points_per_centroid=N_POINTS,
-                      verbose=False)
-    start = time.perf_counter()
-    km.train(points, init_centroids=points[:N_CLUSTERS].copy())
-    total = time.perf_counter() - start
-    # faiss records the time since training started at the end of each iteration.
-    cumulative = [s["time"] for s in km.iteration_stats]
-    per_iteration = np.diff([0.0] + cumulative)
-    print(f"N={N_POINTS} D={DIM} k={N_CLUSTERS} threads={args.threads} faiss {faiss.__version__}")
-    print("iteration seconds:", [round(float(s), 3) for s in per_iteration])
-    print(f"mean seconds/iteration: {total / N_ITERATIONS:.4f}")
-    print(f"final objective: {km.obj[-1]:.6e}")
+    subprocess.run(["cargo", "bench", "--no-run", "-q", "--bench", "kmeans"], cwd=REPO,
+                   check=True)
+    print(f"D={args.dim} -> PCA {args.pca_dim} whitened, {args.iterations} iterations, "
+          f"{args.threads} threads")
+    print("| N | k | library | PCA s | s/iteration | objective | peak MiB | "
+          "time / faiss | objective / faiss |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n_points in [int(n) for n in args.sizes.split(",")]:
+        data = write_points(n_points, args.dim, args.seed)
+        for k in [int(k) for k in args.ks.split(",")]:
+            args.k = k
+            rows = [("faiss", run_python(args, "faiss", data, n_points)),
+                    ("faiss PASSIVE", run_python(args, "faiss", data, n_points,
+                                                 {"OMP_WAIT_POLICY": "PASSIVE"})),
+                    ("deepcluster-rs", run_rust(args, data, n_points))]
+            if not args.no_sklearn:
+                rows.append(("scikit-learn", run_python(args, "sklearn", data, n_points)))
+            faiss_row = rows[0][1]
+            for name, row in rows:
+                time_ratio = row["seconds_per_iteration"] / faiss_row["seconds_per_iteration"]
+                objective_ratio = row["objective"] / faiss_row["objective"]
+                print(f"| {n_points} | {k} | {name} | {row['pca_seconds']:.2f} | "
+                      f"{row['seconds_per_iteration']:.4f} | {row['objective']:.6g} | "
+                      f"{row['peak_memory_mib']:.0f} | {time_ratio:.2f} | "
+                      f"{objective_ratio:.5f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@
 //! - [`cluster`]: PCA, k-means and clustering metrics.
 //! - [`train`]: the training loop, run folders and checkpoints.
 //! - [`device`]: choosing a burn device by name.
+//! - [`viz`]: pictures of filters, activations, clusters and training curves.
+//! - [`report`]: a run's pictures gathered in one HTML page.
 //! - [`plot`]: the embedded font, charts and PNG output shared by the pictures.
 
 pub mod cluster;
@@ -18,4 +20,6 @@ pub mod eval;
 pub mod model;
 pub mod plot;
 pub mod preprocess;
+pub mod report;
 pub mod train;
+pub mod viz;

@@ -2,7 +2,9 @@
 
 mod eval;
 mod progress;
+mod report;
 mod train;
+mod viz;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -37,6 +39,12 @@ enum Command {
     /// Evaluate learned features against the true labels.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Draw pictures of a run as PNG files.
+    #[command(subcommand)]
+    Viz(viz::VizCommand),
+    /// Write RUN_DIR/report/index.html: configuration, epochs, curves, filters, top images,
+    /// clusters and evaluation results.
+    Report(report::ReportArgs),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -46,6 +54,8 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Train(args) => train::run(*args, cli.quiet),
         Command::Eval(command) => eval::run(command),
+        Command::Viz(command) => viz::run(command),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => 0,

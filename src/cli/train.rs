@@ -136,6 +136,10 @@ pub struct TrainArgs {
     /// Device to train on: cpu, or tch, tch-cuda:N, wgpu when built with those features.
     #[arg(long, default_value = "cpu")]
     device: String,
+
+    /// Rewrite the HTML report (RUN_DIR/report/index.html) after each epoch.
+    #[arg(long)]
+    report: bool,
 }
 
 fn parse_size(text: &str) -> Result<[u32; 2], String> {
@@ -345,7 +349,17 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
         device,
     };
     let bars = Bars::new(quiet);
-    let summary = train::train(&config, &dataset, &options, &bars, &interrupted)?;
+    let summary = if args.report {
+        let progress = super::report::ReportingProgress {
+            inner: bars,
+            run_dir: run_dir.clone(),
+            dataset: &dataset,
+            device: options.device.clone(),
+        };
+        train::train(&config, &dataset, &options, &progress, &interrupted)?
+    } else {
+        train::train(&config, &dataset, &options, &bars, &interrupted)?
+    };
     tracing::info!(
         "finished {} epochs; run folder {} (metrics.jsonl, assignments/, checkpoints/)",
         summary.epochs_completed,

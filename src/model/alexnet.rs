@@ -57,7 +57,11 @@ impl ConvBlock {
 
     /// Returns the activation after ReLU, before pooling.
     fn forward_activation(&self, input: Tensor<4>) -> Tensor<4> {
-        relu(self.norm.forward(self.conv.forward(input)))
+        relu(self.forward_pre_relu(input))
+    }
+
+    fn forward_pre_relu(&self, input: Tensor<4>) -> Tensor<4> {
+        self.norm.forward(self.conv.forward(input))
     }
 
     fn forward_pooled(&self, activation: Tensor<4>) -> Tensor<4> {
@@ -136,6 +140,11 @@ impl AlexNet {
 
     /// Returns the activation after the ReLU of convolution `name` (`conv1` to `conv5`).
     pub fn forward_layer(&self, images: Tensor<4>, name: &str) -> Option<Tensor<4>> {
+        self.forward_layer_pre_relu(images, name).map(relu)
+    }
+
+    /// Returns the batch-normalised output of convolution `name` before its ReLU.
+    pub fn forward_layer_pre_relu(&self, images: Tensor<4>, name: &str) -> Option<Tensor<4>> {
         let index: usize = name.strip_prefix("conv")?.parse().ok()?;
         if index == 0 || index > self.blocks.len() {
             return None;
@@ -144,7 +153,12 @@ impl AlexNet {
         for block in &self.blocks[..index - 1] {
             x = block.forward_pooled(block.forward_activation(x));
         }
-        Some(self.blocks[index - 1].forward_activation(x))
+        Some(self.blocks[index - 1].forward_pre_relu(x))
+    }
+
+    /// Weights of the first convolution, `[out_channels, conv_in_channels, kernel, kernel]`.
+    pub fn first_conv_weight(&self) -> Tensor<4> {
+        self.blocks[0].conv.weight.val()
     }
 
     fn prepare_input(&self, images: Tensor<4>) -> Tensor<4> {

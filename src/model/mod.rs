@@ -125,6 +125,22 @@ impl Backbone {
             Backbone::Alexnet(net) => net.forward_layer(images, name),
         }
     }
+
+    /// Returns the output of the layer `name` before its ReLU, or `None` when the backbone has no
+    /// such layer.
+    pub fn forward_layer_pre_relu(&self, images: Tensor<4>, name: &str) -> Option<Tensor<4>> {
+        match self {
+            Backbone::Alexnet(net) => net.forward_layer_pre_relu(images, name),
+        }
+    }
+
+    /// Weights of the first convolution, `[out_channels, conv_in_channels, kernel, kernel]`
+    /// (after the Sobel front end when it is on).
+    pub fn first_conv_weight(&self) -> Tensor<4> {
+        match self {
+            Backbone::Alexnet(net) => net.first_conv_weight(),
+        }
+    }
 }
 
 /// Backbone plus top layer.
