@@ -60,7 +60,7 @@ pub fn run() -> i32 {
     match result {
         Ok(()) => 0,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            eprintln!("error: {}", error_chain(&failure.error));
             failure.exit_code
         }
     }
@@ -96,6 +96,19 @@ impl From<deepcluster::train::TrainError> for Failure {
     }
 }
 
+/// Joins an error and its causes with `: `, leaving out each cause whose text the message
+/// already contains (many errors quote their cause).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
+}
+
 fn init_logging(quiet: bool, verbose: u8) {
     let default_level = match (quiet, verbose) {
         (true, _) => "warn",
@@ -110,6 +123,7 @@ fn init_logging(quiet: bool, verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .init();

@@ -342,7 +342,6 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
         exit_code: super::EXIT_FAILURE,
     })?;
 
-    tracing::info!("run folder: {}", run_dir.display());
     let options = RunOptions {
         run_dir: run_dir.clone(),
         resume,
@@ -361,22 +360,19 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
         train::train(&config, &dataset, &options, &bars, &interrupted)?
     };
     tracing::info!(
-        "finished {} epochs; run folder {} (metrics.jsonl, assignments/, checkpoints/)",
+        "finished {} epoch{}; run folder {} (metrics.jsonl, assignments/, checkpoints/)",
         summary.epochs_completed,
+        if summary.epochs_completed == 1 {
+            ""
+        } else {
+            "s"
+        },
         run_dir.display()
     );
     Ok(())
 }
 
-/// The configuration saved in a run folder's latest checkpoint.
+/// The configuration saved in a run folder's latest readable checkpoint.
 fn checkpointed_config(run_dir: &std::path::Path) -> Result<TrainConfig, Failure> {
-    let epochs = train::checkpoint::list_checkpoints(run_dir)?;
-    let Some(&epoch) = epochs.last() else {
-        return Err(train::TrainError::NoCheckpoint {
-            path: run_dir.to_owned(),
-        }
-        .into());
-    };
-    let paths = train::checkpoint::CheckpointPaths::for_epoch(run_dir, epoch);
-    Ok(train::checkpoint::read_meta(&paths.meta)?.config)
+    Ok(train::checkpoint::read_latest_meta(run_dir)?.config)
 }
