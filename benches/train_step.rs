@@ -149,7 +149,7 @@ fn main() {
     let defaults = TrainConfig::default();
     let batch_size = defaults.batch_size;
     let n_clusters = defaults.k;
-    let sgd = SgdSettings {
+    let sgd_settings = SgdSettings {
         learning_rate: defaults.learning_rate,
         momentum: defaults.momentum,
         weight_decay: defaults.weight_decay,
@@ -196,8 +196,8 @@ fn main() {
 
     // Training steps, as `train_epoch` runs them, without its data loading and augmentation.
     let loss_function = CrossEntropyLossConfig::new().init(&train_device);
-    let mut backbone_optim = backbone_optimizer(&sgd);
-    let mut top_optim = top_layer_optimizer(&sgd);
+    let mut backbone_sgd = backbone_optimizer(&sgd_settings);
+    let mut top_sgd = top_layer_optimizer(&sgd_settings);
     let mut model = Some(model.train());
     let mut last_loss = f32::NAN;
     let seconds = time_steps(settings.warmup, settings.steps, || {
@@ -217,8 +217,8 @@ fn main() {
         let backbone_gradients = GradientsParams::from_module(&mut gradients, &current.backbone);
         let top_gradients = GradientsParams::from_module(&mut gradients, &current.top);
         let DeepClusterNet { backbone, top } = current;
-        let backbone = backbone_optim.step(sgd.learning_rate, backbone, backbone_gradients);
-        let top = top_optim.step(sgd.learning_rate, top, top_gradients);
+        let backbone = backbone_sgd.step(sgd_settings.learning_rate, backbone, backbone_gradients);
+        let top = top_sgd.step(sgd_settings.learning_rate, top, top_gradients);
         model = Some(DeepClusterNet { backbone, top });
     });
     report("train", batch_size, settings.steps, seconds);
