@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use deepcluster::device::parse_device;
-use deepcluster::eval::cluster::{ClusterScores, ClusterSettings, score_features};
+use deepcluster::eval::cluster::{
+    ClusterScores, ClusterSettings, draw_confusion_matrix, score_features,
+};
 use deepcluster::eval::{self, LoadedModel, PIXELS_LAYER};
+use deepcluster::plot::save_png;
 use deepcluster::preprocess::Normalization;
 use deepcluster::train::TrainConfig;
 use deepcluster::train::record::write_atomically;
@@ -22,6 +25,9 @@ pub enum EvalCommand {
     /// the labels, for the trained network, the same network at its random initialisation, and
     /// raw pixels.
     Cluster(ClusterArgs),
+    /// Linear classifiers on the frozen activations of each convolution: top-1 accuracy on the
+    /// test split for the trained and the random network.
+    Linear(super::eval_linear::LinearArgs),
 }
 
 /// Options of `deepcluster eval cluster`.
@@ -99,6 +105,7 @@ struct ClusterReport<'a> {
 pub fn run(command: EvalCommand) -> Result<(), Failure> {
     match command {
         EvalCommand::Cluster(args) => run_cluster(args),
+        EvalCommand::Linear(args) => super::eval_linear::run(args),
     }
 }
 
@@ -142,37 +149,14 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
         || eval::model_config_for(&TrainConfig::default(), &dataset),
         |m| m.config.clone(),
     );
-    if (
-        model_config.in_channels,
-        model_config.height,
-        model_config.width,
-    ) != (dataset.channels, dataset.height, dataset.width)
-    {
-        return Err(Failure::bad_input(anyhow!(
-            "the network expects {}x{}x{} images but `{}` has {}x{}x{}",
-            model_config.in_channels,
-            model_config.height,
-            model_config.width,
-            dataset.source,
-            dataset.channels,
-            dataset.height,
-            dataset.width
-        )));
-    }
+    check_input_shape(&model_config, &dataset)?;
     let random = eval::random_model(&model_config, normalization, args.seed, &device);
 
     let mut rows = Vec::new();
     let mut score = |name: &str, loaded: &LoadedModel| -> Result<(), Failure> {
         let (features, dim) =
-            eval::extract_layer(loaded, &dataset, &args.layer, args.batch_size, &device).map_err(
-                |error| match error {
-                    error @ eval::EvalError::UnknownLayer { .. } => Failure::bad_input(error),
-                    error => Failure {
-                        error: error.into(),
-                        exit_code: super::EXIT_FAILURE,
-                    },
-                },
-            )?;
+            eval::extract_layer(loaded, &dataset, &args.layer, args.batch_size, &device)
+                .map_err(extraction_failure)?;
         tracing::info!("clustering {name} ({dim} features per image)");
         rows.push(
             score_features(name, &features, dim, &labels, &settings).map_err(Failure::bad_input)?,
@@ -224,12 +208,63 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
             .map_err(|error| Failure::bad_input(anyhow!(error)))?;
         write_atomically(&out, &json)?;
         tracing::info!("scores written to {}", out.display());
+
+        // The first row is the trained network's, or the random network's without --run.
+        let first = &rows[0];
+        let title = format!("{}: clusters against classes", first.name);
+        let chart = draw_confusion_matrix(
+            &title,
+            &first.assignments,
+            &labels,
+            dataset.class_names.as_deref(),
+        )
+        .map_err(Failure::bad_input)?;
+        let png = out.with_extension("png");
+        save_png(&chart, &png).map_err(Failure::bad_input)?;
+        tracing::info!("confusion matrix written to {}", png.display());
     }
     Ok(())
 }
 
+/// Rejects a dataset whose images do not have the shape the network expects.
+pub fn check_input_shape(
+    model_config: &deepcluster::model::ModelConfig,
+    dataset: &deepcluster::data::Dataset,
+) -> Result<(), Failure> {
+    let expected = (
+        model_config.in_channels,
+        model_config.height,
+        model_config.width,
+    );
+    if expected != (dataset.channels, dataset.height, dataset.width) {
+        return Err(Failure::bad_input(anyhow!(
+            "the network expects {}x{}x{} images but `{}` has {}x{}x{}",
+            model_config.in_channels,
+            model_config.height,
+            model_config.width,
+            dataset.source,
+            dataset.channels,
+            dataset.height,
+            dataset.width
+        )));
+    }
+    Ok(())
+}
+
+/// Maps an extraction error to its exit code: an unknown layer is bad input (2), a backend
+/// error a failure (1).
+pub fn extraction_failure(error: eval::EvalError) -> Failure {
+    match error {
+        error @ eval::EvalError::UnknownLayer { .. } => Failure::bad_input(error),
+        error => Failure {
+            error: error.into(),
+            exit_code: super::EXIT_FAILURE,
+        },
+    }
+}
+
 /// The dataset path a run was trained on, from its `config.toml`.
-fn run_data(run_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+pub fn run_data(run_dir: Option<&std::path::Path>) -> Option<PathBuf> {
     let path = run_dir?.join(deepcluster::train::run::CONFIG_FILE);
     TrainConfig::from_toml_file(&path).ok()?.data
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing, logging setup and exit codes.
 
 mod eval;
+mod eval_linear;
 mod progress;
 mod report;
 mod train;

@@ -22,6 +22,9 @@ pub struct ClusterScores {
     pub accuracy: f64,
     /// Seconds spent (PCA and k-means).
     pub seconds: f64,
+    /// Cluster id of every image; not written to JSON.
+    #[serde(skip)]
+    pub assignments: Vec<u32>,
 }
 
 /// How features are clustered.
@@ -78,5 +81,64 @@ pub fn score_features(
         ari: adjusted_rand_index(&result.assignments, labels)?,
         accuracy: clustering_accuracy(&result.assignments, labels)?.accuracy,
         seconds: started.elapsed().as_secs_f64(),
+        assignments: result.assignments,
     })
+}
+
+/// Draws the confusion matrix of `assignments` against `labels`: one row per cluster, one
+/// column per class. Clusters matched to a class by the Hungarian matching come first, in the
+/// order of their class, so a perfect clustering shows a diagonal.
+pub fn draw_confusion_matrix(
+    title: &str,
+    assignments: &[u32],
+    labels: &[u32],
+    class_names: Option<&[String]>,
+) -> Result<image::RgbImage, ConfusionError> {
+    let table = cluster::contingency_table(assignments, labels)?;
+    let matching = clustering_accuracy(assignments, labels)?.mapping;
+    let mut rows: Vec<usize> = (0..table.row_labels.len()).collect();
+    let class_rank = |row: &usize| {
+        matching
+            .get(&table.row_labels[*row])
+            .map_or(u32::MAX, |&class| class)
+    };
+    rows.sort_by_key(|row| (class_rank(row), table.row_labels[*row]));
+    let row_labels: Vec<String> = rows
+        .iter()
+        .map(|&row| format!("cluster {}", table.row_labels[row]))
+        .collect();
+    let column_labels: Vec<String> = table
+        .column_labels
+        .iter()
+        .map(|&class| {
+            class_names
+                .and_then(|names| names.get(class as usize))
+                .cloned()
+                .unwrap_or_else(|| class.to_string())
+        })
+        .collect();
+    let values: Vec<f64> = rows
+        .iter()
+        .flat_map(|&row| (0..column_labels.len()).map(move |column| (row, column)))
+        .map(|(row, column)| table.count(row, column) as f64)
+        .collect();
+    Ok(crate::plot::draw_heat_map(
+        title,
+        ("true class", "cluster"),
+        &row_labels,
+        &column_labels,
+        &values,
+        &|count| format!("{count:.0}"),
+    )?)
+}
+
+/// Why a confusion matrix could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfusionError {
+    /// The assignments and labels do not match.
+    #[error(transparent)]
+    Labels(#[from] ClusterError),
+    /// Drawing failed.
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
 }

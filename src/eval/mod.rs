@@ -5,6 +5,8 @@
 //! initialisation, and raw pixels.
 
 pub mod cluster;
+pub mod linear;
+pub mod splits;
 
 use std::path::{Path, PathBuf};
 
@@ -117,6 +119,19 @@ pub fn extract_layer(
     batch_size: usize,
     device: &Device,
 ) -> Result<(Vec<f32>, usize), EvalError> {
+    extract_layer_pooled(loaded, dataset, layer, None, batch_size, device)
+}
+
+/// Like [`extract_layer`], with a convolution layer's activation average-pooled by `pooling`
+/// before it is flattened. `pooling` is ignored for `fc7`.
+pub fn extract_layer_pooled(
+    loaded: &LoadedModel,
+    dataset: &Dataset,
+    layer: &str,
+    pooling: Option<&linear::Pooling>,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(Vec<f32>, usize), EvalError> {
     let valid = layer_names(&loaded.model);
     if !valid.iter().any(|name| name == layer) {
         return Err(EvalError::UnknownLayer {
@@ -140,7 +155,10 @@ pub fn extract_layer(
                     valid: valid.join(", "),
                 }
             })?;
-            activation.flatten(1, 3)
+            match pooling {
+                Some(pooling) => pooling.apply(activation).flatten(1, 3),
+                None => activation.flatten(1, 3),
+            }
         };
         dim = output.dims()[1];
         let data = output.into_data();

@@ -1,0 +1,401 @@
+//! `deepcluster eval linear`: linear probes on the frozen activations of each convolution.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::anyhow;
+use clap::Args;
+use deepcluster::cluster::{Pca, PcaConfig};
+use deepcluster::data::Dataset;
+use deepcluster::device::parse_device;
+use deepcluster::eval::linear::{
+    PCA_INPUT_TARGET_DIM, POOLED_TARGET_DIM, Pooling, ProbeSettings, layer_shape, top1_accuracy,
+    train_linear_classifier,
+};
+use deepcluster::eval::splits::{DEFAULT_TEST_FRACTION, hold_out};
+use deepcluster::eval::{self, LoadedModel};
+use deepcluster::plot::{BarSeries, draw_grouped_bar_chart, save_png};
+use deepcluster::preprocess::Normalization;
+use deepcluster::train::TrainConfig;
+use deepcluster::train::record::write_atomically;
+use serde::Serialize;
+
+use super::Failure;
+use super::eval::{extraction_failure, run_data};
+use super::train::load_dataset;
+
+/// Options of `deepcluster eval linear`.
+#[derive(Debug, Args)]
+pub struct LinearArgs {
+    /// Run folder whose latest checkpoint is evaluated; without it only the random network is.
+    #[arg(long, value_name = "DIR")]
+    run: Option<PathBuf>,
+
+    /// Dataset [default: the run's dataset, or the embedded Fashion-MNIST test split]. A path
+    /// with a training and a test split (an IDX or CIFAR folder) uses both; otherwise the last
+    /// --test-fraction of the images is the test split.
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+
+    /// Dataset format; detected from the path when unset.
+    #[arg(long, value_parser = ["idx", "cifar10", "cifar100", "folder"])]
+    format: Option<String>,
+
+    /// Keep the first N images of each split (of the whole dataset when holding out).
+    #[arg(long, value_name = "N")]
+    max_images: Option<usize>,
+
+    /// Fraction of a single-split dataset held out for testing.
+    #[arg(long, default_value_t = DEFAULT_TEST_FRACTION)]
+    test_fraction: f64,
+
+    /// Comma-separated convolution layers to probe [default: every convolution].
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
+
+    /// Protocols: `pooled` (average pooling to about 9,600 values, SGD), `pca` (PCA then
+    /// logistic regression), or both.
+    #[arg(long, default_value = "both", value_parser = ["pooled", "pca", "both"])]
+    protocol: String,
+
+    /// PCA dimension of the `pca` protocol.
+    #[arg(long, default_value_t = 256)]
+    pca_dim: usize,
+
+    /// Passes over the training features.
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+
+    /// Initial learning rate lr₀.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+
+    /// Weight decay; the learning rate decays as lr₀ / √(1 + lr₀ · wd · step).
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+
+    /// Seed of the random network and of the probes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Write the scores as JSON to FILE, and the bar chart beside it as FILE with `.png`
+    /// [default: RUN/eval/linear.json with --run].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    /// Images per batch during feature extraction.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+
+    /// Device: cpu, or tch, tch-cuda:N, wgpu when built with those features.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// One probe's result.
+#[derive(Clone, Debug, Serialize)]
+struct ProbeRow {
+    model: String,
+    layer: String,
+    protocol: &'static str,
+    pooling: String,
+    input_dim: usize,
+    top1: f64,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct LinearReport<'a> {
+    train: &'a str,
+    test: &'a str,
+    n_train: usize,
+    n_test: usize,
+    run: Option<PathBuf>,
+    settings: &'a ProbeSettings,
+    pca_dim: usize,
+    rows: &'a [ProbeRow],
+}
+
+/// Runs `deepcluster eval linear`.
+pub fn run(args: LinearArgs) -> Result<(), Failure> {
+    let device = parse_device(&args.device).map_err(Failure::bad_input)?;
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+        return Err(Failure::bad_input(anyhow!(
+            "invalid --test-fraction {}: use a value between 0 and 1",
+            args.test_fraction
+        )));
+    }
+    let trained = match &args.run {
+        Some(run_dir) => Some(eval::load_run(run_dir, &device)?),
+        None => None,
+    };
+    let data = args.data.clone().or_else(|| run_data(args.run.as_deref()));
+    let (train, test) = load_splits(&args, data)?;
+    let n_classes = train
+        .n_classes()
+        .unwrap_or(0)
+        .max(test.n_classes().unwrap_or(0));
+    let (Some(train_labels), Some(test_labels)) = (&train.labels, &test.labels) else {
+        return Err(Failure::bad_input(anyhow!(
+            "the dataset `{}` has no labels to train the probes on",
+            train.source
+        )));
+    };
+
+    let model_config = trained.as_ref().map_or_else(
+        || eval::model_config_for(&TrainConfig::default(), &train),
+        |m| m.config.clone(),
+    );
+    super::eval::check_input_shape(&model_config, &train)?;
+    let normalization = trained.as_ref().map_or_else(
+        || Normalization::from_dataset(&train),
+        |m| m.normalization.clone(),
+    );
+    let random = eval::random_model(&model_config, normalization, args.seed, &device);
+    let valid_layers = random.model.backbone.layer_names();
+    let layers = if args.layers.is_empty() {
+        valid_layers.clone()
+    } else {
+        args.layers.clone()
+    };
+    if let Some(bad) = layers.iter().find(|l| !valid_layers.contains(l)) {
+        return Err(Failure::bad_input(anyhow!(
+            "unknown layer `{bad}`; valid layers: {}",
+            valid_layers.join(", ")
+        )));
+    }
+
+    let settings = ProbeSettings {
+        epochs: args.epochs,
+        learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        seed: args.seed,
+        ..ProbeSettings::default()
+    };
+    let mut models: Vec<(&str, &LoadedModel)> = Vec::new();
+    if let Some(trained) = &trained {
+        models.push(("trained", trained));
+    }
+    models.push(("random", &random));
+
+    let probe = Probe {
+        train: &train,
+        test: &test,
+        train_labels,
+        test_labels,
+        n_classes,
+        settings: &settings,
+        args: &args,
+        device: &device,
+    };
+    let mut rows = Vec::new();
+    for layer in &layers {
+        for (name, loaded) in &models {
+            rows.extend(probe.layer(name, loaded, layer)?);
+        }
+    }
+    print_table(&rows);
+    write_outputs(&args, &train, &test, &settings, &rows)
+}
+
+/// What every probe of one invocation shares.
+struct Probe<'a> {
+    train: &'a Dataset,
+    test: &'a Dataset,
+    train_labels: &'a [u32],
+    test_labels: &'a [u32],
+    n_classes: usize,
+    settings: &'a ProbeSettings,
+    args: &'a LinearArgs,
+    device: &'a burn::tensor::Device,
+}
+
+impl Probe<'_> {
+    /// Runs the chosen protocols on one layer of one model.
+    fn layer(
+        &self,
+        model: &str,
+        loaded: &LoadedModel,
+        layer: &str,
+    ) -> Result<Vec<ProbeRow>, Failure> {
+        let shape =
+            layer_shape(loaded, self.train, layer, self.device).map_err(Failure::bad_input)?;
+        let mut rows = Vec::new();
+        if self.args.protocol != "pca" {
+            let pooling = Pooling::choose(shape, POOLED_TARGET_DIM);
+            tracing::info!("{model} {layer}: pooling {}", pooling.describe());
+            let started = Instant::now();
+            let (train_x, test_x) = self.features(loaded, layer, &pooling)?;
+            let classifier = train_linear_classifier(
+                &train_x,
+                pooling.dim(),
+                self.train_labels,
+                self.n_classes,
+                self.settings,
+            );
+            rows.push(ProbeRow {
+                model: model.to_owned(),
+                layer: layer.to_owned(),
+                protocol: "pooled",
+                pooling: pooling.describe(),
+                input_dim: pooling.dim(),
+                top1: top1_accuracy(&classifier.predict(&test_x), self.test_labels),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        if self.args.protocol != "pooled" {
+            let pooling = Pooling::choose(shape, PCA_INPUT_TARGET_DIM);
+            let started = Instant::now();
+            let (train_x, test_x) = self.features(loaded, layer, &pooling)?;
+            let config = PcaConfig {
+                output_dim: self.args.pca_dim,
+                whiten: true,
+                max_fit_points: None,
+                seed: self.args.seed,
+            };
+            let pca = Pca::fit(&train_x, pooling.dim(), &config).map_err(Failure::bad_input)?;
+            let (train_x, test_x) = (pca.transform(&train_x), pca.transform(&test_x));
+            let classifier = train_linear_classifier(
+                &train_x,
+                pca.output_dim(),
+                self.train_labels,
+                self.n_classes,
+                self.settings,
+            );
+            rows.push(ProbeRow {
+                model: model.to_owned(),
+                layer: layer.to_owned(),
+                protocol: "pca",
+                pooling: format!("{}, PCA to {}", pooling.describe(), pca.output_dim()),
+                input_dim: pca.output_dim(),
+                top1: top1_accuracy(&classifier.predict(&test_x), self.test_labels),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Pooled features of the training and test splits.
+    fn features(
+        &self,
+        loaded: &LoadedModel,
+        layer: &str,
+        pooling: &Pooling,
+    ) -> Result<(Vec<f32>, Vec<f32>), Failure> {
+        let extract = |dataset: &Dataset| {
+            eval::extract_layer_pooled(
+                loaded,
+                dataset,
+                layer,
+                Some(pooling),
+                self.args.batch_size,
+                self.device,
+            )
+            .map(|(features, _)| features)
+            .map_err(extraction_failure)
+        };
+        Ok((extract(self.train)?, extract(self.test)?))
+    }
+}
+
+/// Loads the training and test splits: both splits of `data` when it has them, otherwise the
+/// dataset with its last `--test-fraction` held out.
+fn load_splits(args: &LinearArgs, data: Option<PathBuf>) -> Result<(Dataset, Dataset), Failure> {
+    let config = |split: &str| TrainConfig {
+        data: data.clone(),
+        format: args.format.clone(),
+        split: split.to_owned(),
+        ..TrainConfig::default()
+    };
+    let mut test = load_dataset(&config("test"))?;
+    if data.is_some()
+        && let Ok(mut train) = load_dataset(&config("train"))
+        && train.source != test.source
+    {
+        if let Some(max_images) = args.max_images {
+            train.truncate(max_images);
+            test.truncate(max_images);
+        }
+        return Ok((train, test));
+    }
+    if let Some(max_images) = args.max_images {
+        test.truncate(max_images);
+    }
+    Ok(hold_out(&test, args.test_fraction))
+}
+
+fn print_table(rows: &[ProbeRow]) {
+    println!(
+        "{:<8} {:<6} {:<8} {:>7} {:>7} {:>8}  pooling",
+        "model", "layer", "protocol", "dim", "top-1", "seconds"
+    );
+    for row in rows {
+        println!(
+            "{:<8} {:<6} {:<8} {:>7} {:>7.3} {:>8.1}  {}",
+            row.model, row.layer, row.protocol, row.input_dim, row.top1, row.seconds, row.pooling
+        );
+    }
+}
+
+fn write_outputs(
+    args: &LinearArgs,
+    train: &Dataset,
+    test: &Dataset,
+    settings: &ProbeSettings,
+    rows: &[ProbeRow],
+) -> Result<(), Failure> {
+    let out = args.out.clone().or_else(|| {
+        args.run
+            .as_ref()
+            .map(|run| run.join("eval").join("linear.json"))
+    });
+    let Some(out) = out else {
+        return Ok(());
+    };
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|error| {
+            Failure::bad_input(anyhow!("cannot create `{}`: {error}", parent.display()))
+        })?;
+    }
+    let report = LinearReport {
+        train: &train.source,
+        test: &test.source,
+        n_train: train.len(),
+        n_test: test.len(),
+        run: args.run.clone(),
+        settings,
+        pca_dim: args.pca_dim,
+        rows,
+    };
+    let json =
+        serde_json::to_vec_pretty(&report).map_err(|error| Failure::bad_input(anyhow!(error)))?;
+    write_atomically(&out, &json)?;
+
+    let mut layers: Vec<String> = Vec::new();
+    let mut series: Vec<BarSeries> = Vec::new();
+    for row in rows {
+        if !layers.contains(&row.layer) {
+            layers.push(row.layer.clone());
+        }
+        let name = format!("{} {}", row.model, row.protocol);
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(one) => one.values.push(row.top1),
+            None => series.push(BarSeries {
+                name,
+                values: vec![row.top1],
+            }),
+        }
+    }
+    let chart = draw_grouped_bar_chart(
+        "Linear probe top-1 accuracy",
+        "top-1",
+        &layers,
+        &series,
+        Some(1.0),
+    )
+    .map_err(Failure::bad_input)?;
+    let png = out.with_extension("png");
+    save_png(&chart, &png).map_err(Failure::bad_input)?;
+    tracing::info!("scores written to {} and {}", out.display(), png.display());
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Evaluation protocols: the linear probe on synthetic features, the choice of pooling, and
+//! `eval linear` and `eval cluster` end to end on a small Fashion-MNIST slice with a network
+//! trained for one epoch.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use deepcluster::data::load_embedded_fashion_mnist;
+use deepcluster::eval::linear::{
+    POOLED_TARGET_DIM, Pooling, ProbeSettings, top1_accuracy, train_linear_classifier,
+};
+use deepcluster::eval::splits::hold_out;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// `n_per_class` points around each of `n_classes` centres, in `dim` dimensions.
+fn separable_points(
+    n_classes: usize,
+    n_per_class: usize,
+    dim: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    for index in 0..n_classes * n_per_class {
+        let class = index % n_classes;
+        for d in 0..dim {
+            let centre = if d % n_classes == class { 3.0 } else { 0.0 };
+            features.push(centre + rng.random_range(-1.0f32..1.0));
+        }
+        labels.push(class as u32);
+    }
+    (features, labels)
+}
+
+#[test]
+fn probe_learns_separable_classes() {
+    let (train_x, train_y) = separable_points(4, 100, 24, 1);
+    let (test_x, test_y) = separable_points(4, 50, 24, 2);
+    let settings = ProbeSettings {
+        epochs: 10,
+        batch_size: 32,
+        ..ProbeSettings::default()
+    };
+    let classifier = train_linear_classifier(&train_x, 24, &train_y, 4, &settings);
+    let accuracy = top1_accuracy(&classifier.predict(&test_x), &test_y);
+    assert!(accuracy > 0.97, "top-1 {accuracy}");
+}
+
+#[test]
+fn probe_is_deterministic_for_a_seed() {
+    let (x, y) = separable_points(3, 40, 10, 3);
+    let settings = ProbeSettings {
+        epochs: 2,
+        batch_size: 16,
+        ..ProbeSettings::default()
+    };
+    let first = train_linear_classifier(&x, 10, &y, 3, &settings).predict(&x);
+    let second = train_linear_classifier(&x, 10, &y, 3, &settings).predict(&x);
+    assert_eq!(first, second);
+}
+
+#[test]
+fn pooling_keeps_small_layers_whole() {
+    let pooling = Pooling::choose([128, 7, 7], POOLED_TARGET_DIM);
+    assert_eq!((pooling.kernel, pooling.stride), (1, 1));
+    assert_eq!(pooling.dim(), 128 * 49);
+}
+
+#[test]
+fn pooling_brings_large_layers_near_target() {
+    for input in [[64, 28, 28], [192, 14, 14], [64, 32, 32], [384, 8, 8]] {
+        let pooling = Pooling::choose(input, POOLED_TARGET_DIM);
+        let ratio = pooling.dim() as f64 / POOLED_TARGET_DIM as f64;
+        assert!((0.5..=2.0).contains(&ratio), "{}", pooling.describe());
+        assert!(pooling.kernel >= pooling.stride, "{}", pooling.describe());
+    }
+}
+
+#[test]
+fn hold_out_splits_at_the_end() {
+    let mut dataset = load_embedded_fashion_mnist().unwrap();
+    dataset.truncate(100);
+    let (train, test) = hold_out(&dataset, 0.2);
+    assert_eq!(train.len(), 80);
+    assert_eq!(test.len(), 20);
+    assert_eq!(test.image(0), dataset.image(80));
+    assert_eq!(
+        test.labels.as_ref().unwrap()[..],
+        dataset.labels.as_ref().unwrap()[80..]
+    );
+}
+
+fn deepcluster(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepcluster"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the deepcluster binary runs")
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn eval_linear_and_cluster_on_trained_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = deepcluster(
+        &[
+            "train",
+            "--max-images",
+            "300",
+            "-k",
+            "10",
+            "--width",
+            "0.125",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--pca-dim",
+            "16",
+            "--out",
+            "run",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_success(&train);
+
+    let linear = deepcluster(
+        &[
+            "eval",
+            "linear",
+            "--run",
+            "run",
+            "--max-images",
+            "300",
+            "--epochs",
+            "5",
+            "--layers",
+            "conv1,conv5",
+            "--pca-dim",
+            "16",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_success(&linear);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/eval/linear.json")).unwrap())
+            .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    // Two layers, two models (trained and random), two protocols.
+    assert_eq!(rows.len(), 8);
+    for row in rows {
+        let top1 = row["top1"].as_f64().unwrap();
+        // Ten classes: a probe on any of these features beats chance by far.
+        assert!(top1 > 0.3, "{row}");
+        assert!(top1 <= 1.0, "{row}");
+    }
+    assert!(rows.iter().any(|r| r["model"] == "trained"));
+    assert!(rows.iter().any(|r| r["model"] == "random"));
+    assert!(dir.path().join("run/eval/linear.png").is_file());
+    let table = String::from_utf8_lossy(&linear.stdout);
+    assert!(table.contains("conv5"), "{table}");
+
+    let cluster = deepcluster(
+        &[
+            "eval",
+            "cluster",
+            "--run",
+            "run",
+            "--max-images",
+            "300",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_success(&cluster);
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("run/eval/cluster-fc7.json")).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<&str> = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["trained fc7", "random fc7", "pixels"]);
+    let png = image::open(dir.path().join("run/eval/cluster-fc7.png")).unwrap();
+    assert!(png.width() > 300, "width {}", png.width());
+    assert!(png.height() > 300, "height {}", png.height());
+}
+
+#[test]
+fn eval_linear_rejects_unknown_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = deepcluster(
+        &["eval", "linear", "--max-images", "50", "--layers", "conv9"],
+        dir.path(),
+    );
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("conv9"), "{message}");
+    assert!(
+        message.contains("conv1, conv2, conv3, conv4, conv5"),
+        "{message}"
+    );
+}
