@@ -215,3 +215,42 @@ fn eval_linear_rejects_unknown_layer() {
         "{message}"
     );
 }
+
+#[test]
+fn majority_vote_labels_clusters() {
+    use deepcluster::eval::majority::majority_classes;
+    // Cluster 0: classes 1, 1, 2; cluster 1: class 0; cluster 2: a tie of 2 and 0, so the lower
+    // class. Cluster 3 is empty and gets the most frequent class overall: a three-way tie, so 0.
+    let assignments = [0, 0, 0, 1, 2, 2];
+    let labels = [1, 1, 2, 0, 2, 0];
+    assert_eq!(majority_classes(&assignments, &labels, 4, 3), [1, 0, 0, 0]);
+}
+
+#[test]
+fn evaluate_writes_scores_and_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = deepcluster(
+        &[
+            "evaluate",
+            "--max-images",
+            "300",
+            "-k",
+            "10",
+            "--pca-dim",
+            "16",
+            "--grid-images",
+            "8",
+            "--out",
+            "ev.json",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_success(&output);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("ev.json")).unwrap()).unwrap();
+    let test_accuracy = json["rows"][0]["test_accuracy"].as_f64().unwrap();
+    // Ten classes: clusters of random features still beat chance.
+    assert!(test_accuracy > 0.2, "{json}");
+    assert!(dir.path().join("ev.png").is_file());
+}

@@ -130,7 +130,7 @@ pub fn run(args: LinearArgs) -> Result<(), Failure> {
         None => None,
     };
     let data = args.data.clone().or_else(|| run_data(args.run.as_deref()));
-    let (train, test) = load_splits(&args, data)?;
+    let (train, test) = load_splits(data, &args.format, args.max_images, args.test_fraction)?;
     let n_classes = train
         .n_classes()
         .unwrap_or(0)
@@ -300,10 +300,15 @@ impl Probe<'_> {
 
 /// Loads the training and test splits: both splits of `data` when it has them, otherwise the
 /// dataset with its last `--test-fraction` held out.
-fn load_splits(args: &LinearArgs, data: Option<PathBuf>) -> Result<(Dataset, Dataset), Failure> {
+pub fn load_splits(
+    data: Option<PathBuf>,
+    format: &Option<String>,
+    max_images: Option<usize>,
+    test_fraction: f64,
+) -> Result<(Dataset, Dataset), Failure> {
     let config = |split: &str| TrainConfig {
         data: data.clone(),
-        format: args.format.clone(),
+        format: format.clone(),
         split: split.to_owned(),
         ..TrainConfig::default()
     };
@@ -312,16 +317,16 @@ fn load_splits(args: &LinearArgs, data: Option<PathBuf>) -> Result<(Dataset, Dat
         && let Ok(mut train) = load_dataset(&config("train"))
         && train.source != test.source
     {
-        if let Some(max_images) = args.max_images {
+        if let Some(max_images) = max_images {
             train.truncate(max_images);
             test.truncate(max_images);
         }
         return Ok((train, test));
     }
-    if let Some(max_images) = args.max_images {
+    if let Some(max_images) = max_images {
         test.truncate(max_images);
     }
-    Ok(hold_out(&test, args.test_fraction))
+    Ok(hold_out(&test, test_fraction))
 }
 
 fn print_table(rows: &[ProbeRow]) {

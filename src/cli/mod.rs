@@ -2,6 +2,7 @@
 
 mod eval;
 mod eval_linear;
+mod evaluate;
 mod progress;
 mod report;
 mod train;
@@ -40,6 +41,8 @@ enum Command {
     /// Evaluate learned features against the true labels.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Label the training split's clusters by majority vote and score them on the test split.
+    Evaluate(evaluate::EvaluateArgs),
     /// Draw pictures of a run as PNG files.
     #[command(subcommand)]
     Viz(viz::VizCommand),
@@ -55,6 +58,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Train(args) => train::run(*args, cli.quiet),
         Command::Eval(command) => eval::run(command),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Viz(command) => viz::run(command),
         Command::Report(args) => report::run(args),
     };

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod linear;
+pub mod majority;
 pub mod splits;
 
 use std::path::{Path, PathBuf};
