@@ -5,36 +5,12 @@
 
 use std::sync::atomic::AtomicBool;
 
-use burn::tensor::Device;
-use deepcluster::data::{Dataset, load_embedded_fashion_mnist};
 use deepcluster::train::record::{assignment_path, read_assignments, read_records};
-use deepcluster::train::{NoProgress, RunOptions, TrainConfig, train};
+use deepcluster::train::{NoProgress, train};
 
-fn fashion_mnist(n_images: usize) -> Dataset {
-    let mut dataset = load_embedded_fashion_mnist().unwrap();
-    dataset.truncate(n_images);
-    dataset
-}
+mod common;
 
-fn small_config(epochs: usize) -> TrainConfig {
-    TrainConfig {
-        k: 20,
-        pca_dim: 32,
-        epochs,
-        batch_size: 128,
-        width_multiplier: 0.25,
-        seed: 11,
-        ..TrainConfig::default()
-    }
-}
-
-fn options(run_dir: &std::path::Path, resume: bool) -> RunOptions {
-    RunOptions {
-        run_dir: run_dir.to_owned(),
-        resume,
-        device: Device::flex(),
-    }
-}
+use common::{fashion_mnist, options, small_config};
 
 #[test]
 fn resuming_gives_same_epoch_as_not_stopping() {

@@ -30,28 +30,43 @@ pub enum EvalCommand {
     Linear(super::eval_linear::LinearArgs),
 }
 
-/// Options of `deepcluster eval cluster`.
+/// Options shared by the evaluation commands: the network, the images and the device.
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
+pub struct EvalInput {
     /// Run folder whose latest checkpoint is evaluated; without it only the baselines are scored.
     #[arg(long, value_name = "DIR")]
-    run: Option<PathBuf>,
+    pub run: Option<PathBuf>,
 
-    /// Dataset to cluster [default: the run's dataset, or the embedded Fashion-MNIST test split].
+    /// Dataset [default: the run's dataset, or the embedded Fashion-MNIST test split].
     #[arg(long, value_name = "PATH")]
-    data: Option<PathBuf>,
+    pub data: Option<PathBuf>,
 
     /// Dataset format; detected from the path when unset.
     #[arg(long, value_parser = ["idx", "cifar10", "cifar100", "folder"])]
-    format: Option<String>,
+    pub format: Option<String>,
+
+    /// Keep the first N images (of each split where the command uses two).
+    #[arg(long, value_name = "N")]
+    pub max_images: Option<usize>,
+
+    /// Images per batch during feature extraction.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+
+    /// Device: cpu, or tch, tch-cuda:N, wgpu when built with those features.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Options of `deepcluster eval cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    input: EvalInput,
 
     /// Split to read where the format has several.
     #[arg(long, default_value = "test", value_parser = ["train", "test"])]
     split: String,
-
-    /// Cluster the first N images only.
-    #[arg(long, value_name = "N")]
-    max_images: Option<usize>,
 
     /// Layer whose features are clustered: conv1 to conv5 (after ReLU) or fc7 (before ReLU).
     #[arg(long, default_value = eval::FEATURES_LAYER)]
@@ -81,14 +96,6 @@ pub struct ClusterArgs {
     /// Write the scores as JSON to FILE [default: RUN/eval/cluster-LAYER.json with --run].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-
-    /// Images per batch during feature extraction.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-
-    /// Device: cpu, or tch, tch-cuda:N, wgpu when built with those features.
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 #[derive(Serialize)]
@@ -110,19 +117,20 @@ pub fn run(command: EvalCommand) -> Result<(), Failure> {
 }
 
 fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
-    let device = parse_device(&args.device).map_err(Failure::bad_input)?;
-    let trained = match &args.run {
+    let device = parse_device(&args.input.device).map_err(Failure::bad_input)?;
+    let trained = match &args.input.run {
         Some(run_dir) => Some(eval::load_run(run_dir, &device)?),
         None => None,
     };
     let dataset_config = TrainConfig {
-        data: args
-            .data
-            .clone()
-            .or_else(|| trained.as_ref().and_then(|_| run_data(args.run.as_deref()))),
-        format: args.format.clone(),
+        data: args.input.data.clone().or_else(|| {
+            trained
+                .as_ref()
+                .and_then(|_| run_data(args.input.run.as_deref()))
+        }),
+        format: args.input.format.clone(),
         split: args.split.clone(),
-        max_images: args.max_images,
+        max_images: args.input.max_images,
         ..TrainConfig::default()
     };
     let dataset = load_dataset(&dataset_config)?;
@@ -146,7 +154,7 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
         |m| m.normalization.clone(),
     );
     let model_config = trained.as_ref().map_or_else(
-        || eval::model_config_for(&TrainConfig::default(), &dataset),
+        || TrainConfig::default().model_config(&dataset),
         |m| m.config.clone(),
     );
     check_input_shape(&model_config, &dataset)?;
@@ -154,9 +162,14 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
 
     let mut rows = Vec::new();
     let mut score = |name: &str, loaded: &LoadedModel| -> Result<(), Failure> {
-        let (features, dim) =
-            eval::extract_layer(loaded, &dataset, &args.layer, args.batch_size, &device)
-                .map_err(extraction_failure)?;
+        let (features, dim) = eval::extract_layer(
+            loaded,
+            &dataset,
+            &args.layer,
+            args.input.batch_size,
+            &device,
+        )
+        .map_err(extraction_failure)?;
         tracing::info!("clustering {name} ({dim} features per image)");
         rows.push(
             score_features(name, &features, dim, &labels, &settings).map_err(Failure::bad_input)?,
@@ -185,7 +198,7 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
     }
 
     let out = args.out.clone().or_else(|| {
-        args.run.as_ref().map(|run| {
+        args.input.run.as_ref().map(|run| {
             run.join("eval")
                 .join(format!("cluster-{}.json", args.layer))
         })
@@ -201,7 +214,7 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
             n_images: dataset.len(),
             layer: &args.layer,
             settings: &settings,
-            run: args.run.clone(),
+            run: args.input.run.clone(),
             rows: &rows,
         };
         let json = serde_json::to_vec_pretty(&report)

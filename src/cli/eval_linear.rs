@@ -21,31 +21,17 @@ use deepcluster::train::record::write_atomically;
 use serde::Serialize;
 
 use super::Failure;
-use super::eval::{extraction_failure, run_data};
+use super::eval::{EvalInput, extraction_failure, run_data};
 use super::train::load_dataset;
 
 /// Options of `deepcluster eval linear`.
 #[derive(Debug, Args)]
 pub struct LinearArgs {
-    /// Run folder whose latest checkpoint is evaluated; without it only the random network is.
-    #[arg(long, value_name = "DIR")]
-    run: Option<PathBuf>,
+    #[command(flatten)]
+    input: EvalInput,
 
-    /// Dataset [default: the run's dataset, or the embedded Fashion-MNIST test split]. A path
-    /// with a training and a test split (an IDX or CIFAR folder) uses both; otherwise the last
-    /// --test-fraction of the images is the test split.
-    #[arg(long, value_name = "PATH")]
-    data: Option<PathBuf>,
-
-    /// Dataset format; detected from the path when unset.
-    #[arg(long, value_parser = ["idx", "cifar10", "cifar100", "folder"])]
-    format: Option<String>,
-
-    /// Keep the first N images of each split (of the whole dataset when holding out).
-    #[arg(long, value_name = "N")]
-    max_images: Option<usize>,
-
-    /// Fraction of a single-split dataset held out for testing.
+    /// Fraction of the images held out for testing when the dataset has a single split. A
+    /// dataset with a training and a test split (an IDX or CIFAR folder) uses both instead.
     #[arg(long, default_value_t = DEFAULT_TEST_FRACTION)]
     test_fraction: f64,
 
@@ -82,14 +68,6 @@ pub struct LinearArgs {
     /// [default: RUN/eval/linear.json with --run].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-
-    /// Images per batch during feature extraction.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-
-    /// Device: cpu, or tch, tch-cuda:N, wgpu when built with those features.
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 /// One probe's result.
@@ -118,19 +96,18 @@ struct LinearReport<'a> {
 
 /// Runs `deepcluster eval linear`.
 pub fn run(args: LinearArgs) -> Result<(), Failure> {
-    let device = parse_device(&args.device).map_err(Failure::bad_input)?;
+    let device = parse_device(&args.input.device).map_err(Failure::bad_input)?;
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         return Err(Failure::bad_input(anyhow!(
             "invalid --test-fraction {}: use a value between 0 and 1",
             args.test_fraction
         )));
     }
-    let trained = match &args.run {
+    let trained = match &args.input.run {
         Some(run_dir) => Some(eval::load_run(run_dir, &device)?),
         None => None,
     };
-    let data = args.data.clone().or_else(|| run_data(args.run.as_deref()));
-    let (train, test) = load_splits(data, &args.format, args.max_images, args.test_fraction)?;
+    let (train, test) = load_splits(&args.input, args.test_fraction)?;
     let n_classes = train
         .n_classes()
         .unwrap_or(0)
@@ -143,7 +120,7 @@ pub fn run(args: LinearArgs) -> Result<(), Failure> {
     };
 
     let model_config = trained.as_ref().map_or_else(
-        || eval::model_config_for(&TrainConfig::default(), &train),
+        || TrainConfig::default().model_config(&train),
         |m| m.config.clone(),
     );
     super::eval::check_input_shape(&model_config, &train)?;
@@ -288,7 +265,7 @@ impl Probe<'_> {
                 dataset,
                 layer,
                 Some(pooling),
-                self.args.batch_size,
+                self.args.input.batch_size,
                 self.device,
             )
             .map(|(features, _)| features)
@@ -300,12 +277,12 @@ impl Probe<'_> {
 
 /// Loads the training and test splits: both splits of `data` when it has them, otherwise the
 /// dataset with its last `--test-fraction` held out.
-pub fn load_splits(
-    data: Option<PathBuf>,
-    format: &Option<String>,
-    max_images: Option<usize>,
-    test_fraction: f64,
-) -> Result<(Dataset, Dataset), Failure> {
+pub fn load_splits(input: &EvalInput, test_fraction: f64) -> Result<(Dataset, Dataset), Failure> {
+    let data = input
+        .data
+        .clone()
+        .or_else(|| run_data(input.run.as_deref()));
+    let (format, max_images) = (&input.format, input.max_images);
     let config = |split: &str| TrainConfig {
         data: data.clone(),
         format: format.clone(),
@@ -350,7 +327,8 @@ fn write_outputs(
     rows: &[ProbeRow],
 ) -> Result<(), Failure> {
     let out = args.out.clone().or_else(|| {
-        args.run
+        args.input
+            .run
             .as_ref()
             .map(|run| run.join("eval").join("linear.json"))
     });
@@ -367,7 +345,7 @@ fn write_outputs(
         test: &test.source,
         n_train: train.len(),
         n_test: test.len(),
-        run: args.run.clone(),
+        run: args.input.run.clone(),
         settings,
         pca_dim: args.pca_dim,
         rows,

@@ -17,30 +17,17 @@ use deepcluster::train::record::write_atomically;
 use serde::Serialize;
 
 use super::Failure;
-use super::eval::{check_input_shape, extraction_failure, run_data};
+use super::eval::{EvalInput, check_input_shape, extraction_failure};
 use super::eval_linear::load_splits;
 
 /// Options of `deepcluster evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Run folder whose latest checkpoint is evaluated; without it only the random network is.
-    #[arg(long, value_name = "DIR")]
-    run: Option<PathBuf>,
+    #[command(flatten)]
+    input: EvalInput,
 
-    /// Dataset [default: the run's dataset, or the embedded Fashion-MNIST test split]; split as
-    /// by `eval linear`.
-    #[arg(long, value_name = "PATH")]
-    data: Option<PathBuf>,
-
-    /// Dataset format; detected from the path when unset.
-    #[arg(long, value_parser = ["idx", "cifar10", "cifar100", "folder"])]
-    format: Option<String>,
-
-    /// Keep the first N images of each split (of the whole dataset when holding out).
-    #[arg(long, value_name = "N")]
-    max_images: Option<usize>,
-
-    /// Fraction of a single-split dataset held out for testing.
+    /// Fraction of the images held out for testing when the dataset has a single split. A
+    /// dataset with a training and a test split (an IDX or CIFAR folder) uses both instead.
     #[arg(long, default_value_t = DEFAULT_TEST_FRACTION)]
     test_fraction: f64,
 
@@ -64,14 +51,6 @@ pub struct EvaluateArgs {
     /// [default: RUN/eval/evaluate.json with --run].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-
-    /// Images per batch during feature extraction.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-
-    /// Device: cpu, or tch, tch-cuda:N, wgpu when built with those features.
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 #[derive(Serialize)]
@@ -92,13 +71,12 @@ struct EvaluateReport<'a> {
 
 /// Runs `deepcluster evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
-    let device = parse_device(&args.device).map_err(Failure::bad_input)?;
-    let trained = match &args.run {
+    let device = parse_device(&args.input.device).map_err(Failure::bad_input)?;
+    let trained = match &args.input.run {
         Some(run_dir) => Some(eval::load_run(run_dir, &device)?),
         None => None,
     };
-    let data = args.data.clone().or_else(|| run_data(args.run.as_deref()));
-    let (train, test) = load_splits(data, &args.format, args.max_images, args.test_fraction)?;
+    let (train, test) = load_splits(&args.input, args.test_fraction)?;
     let (Some(train_labels), Some(test_labels)) = (&train.labels, &test.labels) else {
         return Err(Failure::bad_input(anyhow!(
             "the dataset `{}` has no labels to evaluate against",
@@ -106,7 +84,7 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
         )));
     };
     let model_config = trained.as_ref().map_or_else(
-        || eval::model_config_for(&TrainConfig::default(), &train),
+        || TrainConfig::default().model_config(&train),
         |m| m.config.clone(),
     );
     check_input_shape(&model_config, &train)?;
@@ -131,8 +109,14 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
     let mut first_predictions = None;
     for (name, loaded) in models {
         let extract = |dataset| {
-            eval::extract_layer(loaded, dataset, FEATURES_LAYER, args.batch_size, &device)
-                .map_err(extraction_failure)
+            eval::extract_layer(
+                loaded,
+                dataset,
+                FEATURES_LAYER,
+                args.input.batch_size,
+                &device,
+            )
+            .map_err(extraction_failure)
         };
         let (train_x, dim) = extract(&train)?;
         let (test_x, _) = extract(&test)?;
@@ -160,7 +144,8 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
     }
 
     let out = args.out.clone().or_else(|| {
-        args.run
+        args.input
+            .run
             .as_ref()
             .map(|run| run.join("eval").join("evaluate.json"))
     });
@@ -175,7 +160,7 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
     let report = EvaluateReport {
         train: &train.source,
         test: &test.source,
-        run: args.run.clone(),
+        run: args.input.run.clone(),
         rows: &rows,
     };
     let json =

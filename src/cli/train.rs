@@ -189,7 +189,7 @@ impl TrainArgs {
             .collect()
     }
 
-    /// The configuration: `--config` (or the defaults, or the checkpoint's with `--resume`),
+    /// Builds the configuration: `--config` (or the defaults),
     /// overridden by every option given.
     fn resolve_config(&self) -> Result<TrainConfig, Failure> {
         let mut config = match &self.config {
@@ -372,7 +372,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The configuration saved in a run folder's latest readable checkpoint.
+/// Reads the configuration saved in a run folder's latest readable checkpoint.
 fn checkpointed_config(run_dir: &std::path::Path) -> Result<TrainConfig, Failure> {
     Ok(train::checkpoint::read_latest_meta(run_dir)?.config)
 }

@@ -17,9 +17,9 @@ use burn::tensor::Device;
 use crate::data::Dataset;
 use crate::model::{DeepClusterNet, ModelConfig};
 use crate::preprocess::{Normalization, eval_batch};
+use crate::train::TrainError;
 use crate::train::checkpoint::{self, CheckpointPaths};
 use crate::train::steps::images_tensor;
-use crate::train::{TrainConfig, TrainError};
 
 /// Name of the layer whose output DeepCluster clusters: fc7 before its ReLU.
 pub const FEATURES_LAYER: &str = "fc7";
@@ -70,20 +70,6 @@ pub fn random_model(
         config: model_config.clone(),
         normalization,
         source: None,
-    }
-}
-
-/// The model configuration a fresh run with `config` would build for `dataset`.
-pub fn model_config_for(config: &TrainConfig, dataset: &Dataset) -> ModelConfig {
-    ModelConfig {
-        architecture: config.architecture,
-        in_channels: dataset.channels,
-        height: dataset.height,
-        width: dataset.width,
-        sobel: config.sobel,
-        width_multiplier: config.width_multiplier,
-        n_clusters: config.k,
-        dropout: crate::model::DEFAULT_DROPOUT,
     }
 }
 

@@ -79,7 +79,7 @@ impl CheckpointPaths {
         }
     }
 
-    /// Every path, for deletion.
+    /// Returns every path, for deletion.
     fn all(&self) -> [&Path; 3] {
         [&self.weights, &self.optimizer, &self.meta]
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Architecture;
+use crate::model::{Architecture, ModelConfig};
 
 /// Learning rate of the original DeepCluster for AlexNet.
 pub const DEFAULT_LEARNING_RATE: f64 = 0.05;
@@ -175,6 +175,21 @@ impl TrainConfig {
             path: path.to_owned(),
             message: error.message().to_owned() + &describe_span(&text, error.span()),
         })
+    }
+
+    /// Returns the shapes of the network a fresh run with this configuration builds for
+    /// `dataset`.
+    pub fn model_config(&self, dataset: &crate::data::Dataset) -> ModelConfig {
+        ModelConfig {
+            architecture: self.architecture,
+            in_channels: dataset.channels,
+            height: dataset.height,
+            width: dataset.width,
+            sobel: self.sobel,
+            width_multiplier: self.width_multiplier,
+            n_clusters: self.k,
+            dropout: crate::model::DEFAULT_DROPOUT,
+        }
     }
 
     /// Serialises the configuration as TOML.

@@ -24,13 +24,13 @@ use crate::data::DataError;
 /// Receives progress events; the command-line tool draws them as progress bars. Every method
 /// does nothing by default.
 pub trait Progress: Sync {
-    /// A phase (`extract`, `kmeans`, `train`) starts with `total` units of work.
+    /// Starts a phase (`extract`, `kmeans`, `train`) of `total` units of work.
     fn start(&self, _phase: &str, _total: u64) {}
-    /// `n` more units of the current phase are done.
+    /// Records `n` more units of the current phase as done.
     fn advance(&self, _n: u64) {}
-    /// The current phase is finished.
+    /// Ends the current phase.
     fn finish(&self) {}
-    /// An epoch is finished and checkpointed.
+    /// Reports an epoch that is finished and checkpointed.
     fn epoch_finished(&self, _record: &EpochRecord, _total_epochs: usize) {}
 }
 
@@ -96,7 +96,7 @@ pub enum TrainError {
     /// Ctrl-C was pressed.
     #[error("interrupted; the last complete checkpoint is kept and `--resume` continues from it")]
     Interrupted,
-    /// The output folder already holds a run.
+    /// The output folder already contains a run.
     #[error(
         "`{path}` already contains a run; pass `--resume {path}` to continue it, or choose another --out"
     )]
@@ -125,7 +125,7 @@ pub enum TrainError {
     Checkpoint {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem found.
         message: String,
     },
     /// A file of the run folder that cannot be parsed.
@@ -133,7 +133,7 @@ pub enum TrainError {
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// The problem found.
         message: String,
     },
     /// A file that cannot be read.

@@ -1,4 +1,4 @@
-//! What a run writes besides checkpoints: one JSON line of metrics per epoch and the cluster
+//! Files a run writes besides checkpoints: one JSON line of metrics per epoch and the cluster
 //! assignment of every epoch.
 
 use std::fs::{self, OpenOptions};

@@ -15,7 +15,7 @@ use super::steps::{self, EpochInputs, SgdSettings};
 use super::{ClusteringMethod, Progress, TrainConfig, TrainError};
 use crate::cluster as metrics;
 use crate::data::Dataset;
-use crate::model::{DeepClusterNet, ModelConfig};
+use crate::model::DeepClusterNet;
 use crate::preprocess::{Augmentation, Normalization};
 
 /// Range of the aspect ratio of random resized crops (torchvision's default, 3/4 to 4/3).
@@ -23,7 +23,7 @@ pub const CROP_RATIO: (f32, f32) = (3.0 / 4.0, 4.0 / 3.0);
 /// Name of the resolved configuration in a run folder.
 pub const CONFIG_FILE: &str = "config.toml";
 
-/// Where and how to run.
+/// Run folder, resume flag and device of a training run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     /// The run folder.
@@ -34,7 +34,7 @@ pub struct RunOptions {
     pub device: Device,
 }
 
-/// What a finished run returns.
+/// Summary of a finished run.
 #[derive(Clone, Debug)]
 pub struct TrainSummary {
     /// Records of the epochs run by this call (not those of a resumed run's earlier epochs).
@@ -129,16 +129,7 @@ fn fresh_state(
     record::write_atomically(&run_dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
 
     let normalization = normalization_for(config, dataset)?;
-    let model_config = ModelConfig {
-        architecture: config.architecture,
-        in_channels: dataset.channels,
-        height: dataset.height,
-        width: dataset.width,
-        sobel: config.sobel,
-        width_multiplier: config.width_multiplier,
-        n_clusters: config.k,
-        dropout: crate::model::DEFAULT_DROPOUT,
-    };
+    let model_config = config.model_config(dataset);
     options.device.seed(config.seed);
     let model = DeepClusterNet::new(&model_config, &options.device.clone().autodiff());
     let meta = CheckpointMeta {
@@ -241,7 +232,7 @@ fn sgd_settings(config: &TrainConfig) -> SgdSettings {
     }
 }
 
-/// A seed for one purpose of one epoch, derived from the run seed.
+/// Derives the seed of one purpose of one epoch from the run seed.
 fn epoch_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
     // SplitMix64's increment and multiplier spread nearby inputs over the whole range.
     let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.rotate_left(32);

@@ -178,7 +178,7 @@ fn within_cluster_sum_of_squares(
 /// Returns an epoch's order of image indices that draws uniformly over the non-empty clusters.
 ///
 /// Each non-empty cluster gets ⌊N / non_empty⌋ + 1 draws, with replacement only when it has
-/// fewer images than that; the draws are shuffled and cut to N, the dataset size.
+/// fewer images than that. The draws are shuffled and cut to N, the dataset size.
 pub fn sample_uniformly(assignments: &[u32], n_clusters: usize, rng: &mut impl Rng) -> Vec<usize> {
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_clusters];
     for (image, &cluster) in assignments.iter().enumerate() {
@@ -220,7 +220,7 @@ pub struct SgdSettings {
     pub weight_decay: f64,
 }
 
-/// The backbone's optimiser: SGD with momentum (PyTorch's convention, without dampening) and
+/// Builds the backbone's optimiser: SGD with momentum (PyTorch's convention, without dampening) and
 /// weight decay. Its state carries over from epoch to epoch.
 pub fn backbone_optimizer(settings: &SgdSettings) -> ModuleOptimizer {
     // burn's MomentumConfig defaults to a dampening of 0.1; PyTorch and the original
@@ -234,7 +234,7 @@ pub fn backbone_optimizer(settings: &SgdSettings) -> ModuleOptimizer {
         .init()
 }
 
-/// The top layer's optimiser: plain SGD with weight decay and no momentum, made anew at every
+/// Builds the top layer's optimiser: plain SGD with weight decay and no momentum, made anew at every
 /// epoch as the top layer itself is.
 pub fn top_layer_optimizer(settings: &SgdSettings) -> ModuleOptimizer {
     SgdConfig::new()
@@ -246,7 +246,7 @@ fn weight_decay(settings: &SgdSettings) -> Option<WeightDecayConfig> {
     (settings.weight_decay > 0.0).then(|| WeightDecayConfig::new(settings.weight_decay as f32))
 }
 
-/// What one training epoch needs besides the model and its optimisers.
+/// Inputs of one training epoch besides the model and its optimisers.
 pub struct EpochInputs<'a> {
     /// The dataset.
     pub dataset: &'a Dataset,
