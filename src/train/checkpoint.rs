@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::ModuleOptimizer;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::store::{ApplyResult, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -213,25 +213,49 @@ pub fn load_weights(
         });
     }
     let mut model = DeepClusterNet::new(model_config, device);
-    let mut store = SafetensorsStore::from_file(path);
+    // Every mismatch comes back in the result instead of an error whose message lists each
+    // tensor, and `describe_mismatch` names the first one.
+    let mut store = SafetensorsStore::from_file(path)
+        .validate(false)
+        .allow_partial(true);
     let result = model
         .load_from(&mut store)
         .map_err(|error| TrainError::Checkpoint {
             path: path.to_owned(),
-            message: format!(
-            "{error}; the file is damaged, or was saved by a network of another architecture or size"
-        ),
+            message: format!("{error}; the file is damaged"),
         })?;
-    if !result.unused.is_empty() {
+    if let Some(mismatch) = describe_mismatch(&result) {
         return Err(TrainError::Checkpoint {
             path: path.to_owned(),
             message: format!(
-                "contains tensors this network does not have ({}); it was saved by another architecture",
-                result.unused.join(", ")
+                "{mismatch}; the file was saved by a network of another architecture or size than the checkpoint's JSON file describes"
             ),
         });
     }
     Ok(model)
+}
+
+/// Describes the first difference between a file's tensors and the network they were loaded
+/// into, with the number of others; `None` when every tensor matched.
+fn describe_mismatch(result: &ApplyResult) -> Option<String> {
+    let mut problems: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+    problems.extend(
+        result
+            .missing
+            .iter()
+            .map(|(name, _)| format!("tensor `{name}` is missing from the file")),
+    );
+    problems.extend(
+        result
+            .unused
+            .iter()
+            .map(|name| format!("the file has tensor `{name}`, which the network lacks")),
+    );
+    let first = problems.first()?;
+    Some(match problems.len() {
+        1 => first.clone(),
+        n => format!("{first} (and {} more differences)", n - 1),
+    })
 }
 
 /// Loads a whole checkpoint: network, backbone optimiser and metadata.
