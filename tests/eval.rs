@@ -2,8 +2,11 @@
 //! `eval linear` and `eval cluster` end to end on a small Fashion-MNIST slice with a network
 //! trained for one epoch.
 
+mod command;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use command::{assert_bad_input, assert_success, deepcluster, train_tiny_run};
 
 use deepcluster::data::load_embedded_fashion_mnist;
 use deepcluster::eval::linear::{
@@ -89,22 +92,6 @@ fn hold_out_splits_at_the_end() {
     assert_eq!(
         test.labels.as_ref().unwrap()[..],
         dataset.labels.as_ref().unwrap()[80..]
-    );
-}
-
-fn deepcluster(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deepcluster"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the deepcluster binary runs")
-}
-
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
     );
 }
 
@@ -253,4 +240,119 @@ fn evaluate_writes_scores_and_grid() {
     // Ten classes: clusters of random features still beat chance.
     assert!(test_accuracy > 0.2, "{json}");
     assert!(dir.path().join("ev.png").is_file());
+}
+
+#[test]
+fn eval_cluster_rejects_unknown_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = deepcluster(
+        &["eval", "cluster", "--max-images", "50", "--layer", "conv9"],
+        dir.path(),
+    );
+    assert_bad_input(
+        &output,
+        &["`conv9`", "conv1, conv2, conv3, conv4, conv5, fc7"],
+    );
+}
+
+#[test]
+fn model_trained_needs_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = deepcluster(&["eval", "cluster", "--model", "trained"], dir.path());
+    assert_bad_input(&output, &["--model trained", "--run"]);
+}
+
+/// Reads the `name` (or `model`) of every row of a JSON report.
+fn row_names(path: &Path, key: &str) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn model_random_scores_only_the_random_network() {
+    let dir = tempfile::tempdir().unwrap();
+    train_tiny_run(dir.path());
+
+    // With --run, the random network takes the run's shapes and its scores go to a file of
+    // their own, beside the trained network's.
+    let linear = deepcluster(
+        &[
+            "eval",
+            "linear",
+            "--run",
+            "run",
+            "--model",
+            "random",
+            "--max-images",
+            "100",
+            "--layers",
+            "conv1",
+            "--protocol",
+            "pooled",
+            "--epochs",
+            "2",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_success(&linear);
+    let names = row_names(&dir.path().join("run/eval/linear-random.json"), "model");
+    assert_eq!(names, ["random"]);
+    assert!(!dir.path().join("run/eval/linear.json").exists());
+
+    let cluster = deepcluster(
+        &[
+            "eval",
+            "cluster",
+            "--model",
+            "random",
+            "--width",
+            "0.125",
+            "--no-sobel",
+            "--max-images",
+            "100",
+            "--out",
+            "cluster.json",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_success(&cluster);
+    let names = row_names(&dir.path().join("cluster.json"), "name");
+    assert_eq!(names, ["random fc7", "pixels"]);
+
+    let evaluate = deepcluster(
+        &[
+            "evaluate",
+            "--run",
+            "run",
+            "--model",
+            "random",
+            "--max-images",
+            "200",
+            "-k",
+            "10",
+            "--pca-dim",
+            "16",
+            "--grid-images",
+            "4",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_success(&evaluate);
+    let names = row_names(&dir.path().join("run/eval/evaluate-random.json"), "model");
+    assert_eq!(names, ["random"]);
+
+    // The run fixes the network's shapes, so the options that set them are rejected.
+    let output = deepcluster(
+        &["eval", "cluster", "--run", "run", "--width", "0.25"],
+        dir.path(),
+    );
+    assert_bad_input(&output, &["--width", "`run`"]);
 }

@@ -1,14 +1,17 @@
 //! `deepcluster eval`: scoring features against the true labels.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
+use burn::tensor::Device;
 use clap::{Args, Subcommand};
+use deepcluster::data::Dataset;
 use deepcluster::device::parse_device;
 use deepcluster::eval::cluster::{
     ClusterScores, ClusterSettings, draw_confusion_matrix, score_features,
 };
-use deepcluster::eval::{self, LoadedModel, PIXELS_LAYER};
+use deepcluster::eval::{self, LoadedModel, ModelKind, PIXELS_LAYER};
+use deepcluster::model::ModelConfig;
 use deepcluster::plot::save_png;
 use deepcluster::preprocess::Normalization;
 use deepcluster::train::TrainConfig;
@@ -30,12 +33,12 @@ pub enum EvalCommand {
     Linear(super::eval_linear::LinearArgs),
 }
 
-/// Options shared by the evaluation commands: the network, the images and the device.
+/// Options shared by the evaluation commands that score a dataset with labels: the network,
+/// the images and the device.
 #[derive(Debug, Args)]
 pub struct EvalInput {
-    /// Run folder whose latest checkpoint is evaluated; without it only the baselines are scored.
-    #[arg(long, value_name = "DIR")]
-    pub run: Option<PathBuf>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
 
     /// Dataset [default: the run's dataset, or the embedded Fashion-MNIST test split].
     #[arg(long, value_name = "PATH")]
@@ -52,10 +55,159 @@ pub struct EvalInput {
     /// Images per batch during feature extraction.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+}
+
+/// Options that choose the network an evaluation scores, shared by every evaluation command.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    /// Run folder whose latest checkpoint is evaluated.
+    #[arg(long, value_name = "DIR")]
+    pub run: Option<PathBuf>,
+
+    /// Network to score: `trained` (the run's latest checkpoint, with the same architecture at
+    /// its random initialisation beside it as a baseline) or `random` (only the random
+    /// network, shaped like the run's with --run) [default: trained with --run, random
+    /// without].
+    #[arg(long = "model", value_enum, value_name = "KIND")]
+    pub kind: Option<ModelKind>,
+
+    /// Width multiplier of the random network without --run [default: 0.5].
+    #[arg(long, value_name = "X")]
+    pub width: Option<f32>,
+
+    /// Build the random network without the grayscale + Sobel front end (without --run).
+    #[arg(long)]
+    pub no_sobel: bool,
 
     /// Device: cpu, or tch, tch-cuda:N, wgpu when built with those features.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// The networks an evaluation scores, resolved from [`NetworkArgs`] before the images are read.
+pub struct NetworkPlan {
+    /// Device that every network runs on.
+    pub device: Device,
+    /// The run folder, with --run.
+    pub run: Option<PathBuf>,
+    /// The run's trained network, for `--model trained`.
+    trained: Option<LoadedModel>,
+    /// The run's shapes and normalisation, with --run.
+    run_shapes: Option<(ModelConfig, Normalization)>,
+    /// Settings that shape the random network when there is no run (`--width`, `--no-sobel`).
+    defaults: TrainConfig,
+}
+
+impl NetworkArgs {
+    /// Checks the options and loads what the run folder holds: the trained network for
+    /// `--model trained`, its shapes and normalisation for `--model random`.
+    pub fn resolve(&self) -> Result<NetworkPlan, Failure> {
+        let device = parse_device(&self.device).map_err(Failure::bad_input)?;
+        reject_with_run(
+            self.run.as_deref(),
+            &[
+                ("--width", self.width.is_some()),
+                ("--no-sobel", self.no_sobel),
+            ],
+        )?;
+        let defaults = TrainConfig {
+            width_multiplier: self
+                .width
+                .unwrap_or(TrainConfig::default().width_multiplier),
+            sobel: !self.no_sobel,
+            ..TrainConfig::default()
+        };
+        defaults.validate().map_err(Failure::bad_input)?;
+        let kind = self.kind.unwrap_or(if self.run.is_some() {
+            ModelKind::Trained
+        } else {
+            ModelKind::Random
+        });
+        let (trained, run_shapes) = match (kind, &self.run) {
+            (ModelKind::Trained, None) => {
+                return Err(Failure::bad_input(anyhow!(
+                    "--model trained needs --run DIR, the run folder to evaluate; use --model random for the network at its random initialisation"
+                )));
+            }
+            (ModelKind::Trained, Some(run)) => {
+                let loaded = eval::load_run(run, &device)?;
+                let shapes = (loaded.config.clone(), loaded.normalization.clone());
+                (Some(loaded), Some(shapes))
+            }
+            (ModelKind::Random, Some(run)) => (None, Some(eval::run_shapes(run)?)),
+            (ModelKind::Random, None) => (None, None),
+        };
+        Ok(NetworkPlan {
+            device,
+            run: self.run.clone(),
+            trained,
+            run_shapes,
+            defaults,
+        })
+    }
+}
+
+impl NetworkPlan {
+    /// Returns the shapes of the networks: the run's, or those a new run builds for `dataset`.
+    pub fn model_config(&self, dataset: &Dataset) -> ModelConfig {
+        match &self.run_shapes {
+            Some((config, _)) => config.clone(),
+            None => self.defaults.model_config(dataset),
+        }
+    }
+
+    /// Returns the normalisation of the networks' input: the run's, or the statistics of
+    /// `dataset`.
+    pub fn normalization(&self, dataset: &Dataset) -> Normalization {
+        match &self.run_shapes {
+            Some((_, normalization)) => normalization.clone(),
+            None => Normalization::from_dataset(dataset),
+        }
+    }
+
+    /// Returns the networks to score, each with its name: the trained one first when there
+    /// is one, then the architecture of `model_config` at its random initialisation, seeded
+    /// with `seed`.
+    pub fn networks(
+        self,
+        model_config: &ModelConfig,
+        normalization: Normalization,
+        seed: u64,
+    ) -> Vec<(&'static str, LoadedModel)> {
+        let mut networks = Vec::new();
+        if let Some(trained) = self.trained {
+            networks.push(("trained", trained));
+        }
+        let random = eval::random_model(model_config, normalization, seed, &self.device);
+        networks.push(("random", random));
+        networks
+    }
+
+    /// Returns where a command writes its scores by default, `None` without --run. The file is
+    /// `RUN/eval/STEM.json`, or `RUN/eval/STEM-random.json` for `--model random` so that the
+    /// trained network's scores are kept.
+    pub fn default_output(&self, stem: &str) -> Option<PathBuf> {
+        let suffix = if self.trained.is_some() {
+            ""
+        } else {
+            "-random"
+        };
+        let run = self.run.as_ref()?;
+        Some(run.join("eval").join(format!("{stem}{suffix}.json")))
+    }
+
+    /// Returns the networks of [`Self::networks`] for images shaped like `dataset`, after
+    /// checking that the run's network takes images of that shape.
+    pub fn networks_for(
+        self,
+        dataset: &Dataset,
+        seed: u64,
+    ) -> Result<Vec<(&'static str, LoadedModel)>, Failure> {
+        let model_config = self.model_config(dataset);
+        check_input_shape(&model_config, dataset)?;
+        let normalization = self.normalization(dataset);
+        Ok(self.networks(&model_config, normalization, seed))
+    }
 }
 
 /// Options of `deepcluster eval cluster`.
@@ -93,7 +245,9 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
 
-    /// Write the scores as JSON to FILE [default: RUN/eval/cluster-LAYER.json with --run].
+    /// Write the scores as JSON to FILE and the confusion matrix beside it as FILE with `.png`
+    /// [default: RUN/eval/cluster-LAYER.json with --run, cluster-LAYER-random.json for
+    /// --model random].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
@@ -117,17 +271,13 @@ pub fn run(command: EvalCommand) -> Result<(), Failure> {
 }
 
 fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
-    let device = parse_device(&args.input.device).map_err(Failure::bad_input)?;
-    let trained = match &args.input.run {
-        Some(run_dir) => Some(eval::load_run(run_dir, &device)?),
-        None => None,
-    };
+    let plan = args.input.network.resolve()?;
     let dataset_config = TrainConfig {
-        data: args.input.data.clone().or_else(|| {
-            trained
-                .as_ref()
-                .and_then(|_| run_data(args.input.run.as_deref()))
-        }),
+        data: args
+            .input
+            .data
+            .clone()
+            .or_else(|| run_data(plan.run.as_deref())),
         format: args.input.format.clone(),
         split: args.split.clone(),
         max_images: args.input.max_images,
@@ -148,17 +298,12 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
         n_redo: args.n_redo,
         seed: args.seed,
     };
-
-    let normalization = trained.as_ref().map_or_else(
-        || Normalization::from_dataset(&dataset),
-        |m| m.normalization.clone(),
-    );
-    let model_config = trained.as_ref().map_or_else(
-        || TrainConfig::default().model_config(&dataset),
-        |m| m.config.clone(),
-    );
-    check_input_shape(&model_config, &dataset)?;
-    let random = eval::random_model(&model_config, normalization, args.seed, &device);
+    let device = plan.device.clone();
+    let out = args
+        .out
+        .clone()
+        .or_else(|| plan.default_output(&format!("cluster-{}", args.layer)));
+    let networks = plan.networks_for(&dataset, args.seed)?;
 
     let mut rows = Vec::new();
     let mut score = |name: &str, loaded: &LoadedModel| -> Result<(), Failure> {
@@ -176,10 +321,9 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
         );
         Ok(())
     };
-    if let Some(trained) = &trained {
-        score(&format!("trained {}", args.layer), trained)?;
+    for (name, loaded) in &networks {
+        score(&format!("{name} {}", args.layer), loaded)?;
     }
-    score(&format!("random {}", args.layer), &random)?;
     let (pixels, dim) = eval::pixel_features(&dataset);
     rows.push(
         score_features(PIXELS_LAYER, &pixels, dim, &labels, &settings)
@@ -197,32 +341,19 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
         );
     }
 
-    let out = args.out.clone().or_else(|| {
-        args.input.run.as_ref().map(|run| {
-            run.join("eval")
-                .join(format!("cluster-{}.json", args.layer))
-        })
-    });
     if let Some(out) = out {
-        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                Failure::bad_input(anyhow!("cannot create `{}`: {error}", parent.display()))
-            })?;
-        }
         let report = ClusterReport {
             dataset: &dataset.source,
             n_images: dataset.len(),
             layer: &args.layer,
             settings: &settings,
-            run: args.input.run.clone(),
+            run: args.input.network.run.clone(),
             rows: &rows,
         };
-        let json = serde_json::to_vec_pretty(&report)
-            .map_err(|error| Failure::bad_input(anyhow!(error)))?;
-        write_atomically(&out, &json)?;
+        write_json(&out, &report)?;
         tracing::info!("scores written to {}", out.display());
 
-        // The first row is the trained network's, or the random network's without --run.
+        // The first row is the trained network's, or the random network's for --model random.
         let first = &rows[0];
         let title = format!("{}: clusters against classes", first.name);
         let chart = draw_confusion_matrix(
@@ -239,11 +370,34 @@ fn run_cluster(args: ClusterArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Rejects the first of `options` (name, whether it was given) that was given with `--run`:
+/// these options shape the random network without a run, and a run fixes its shapes.
+pub fn reject_with_run(run: Option<&Path>, options: &[(&str, bool)]) -> Result<(), Failure> {
+    let (Some(run), Some((name, _))) = (run, options.iter().find(|(_, given)| *given)) else {
+        return Ok(());
+    };
+    Err(Failure::bad_input(anyhow!(
+        "{name} sets the shape of the random network without --run, but the run `{}` fixes it; drop {name}",
+        run.display()
+    )))
+}
+
+/// Writes `report` as pretty-printed JSON to `path` through a temporary file, creating the
+/// parent folder.
+pub fn write_json(path: &Path, report: &impl Serialize) -> Result<(), Failure> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|error| {
+            Failure::bad_input(anyhow!("cannot create `{}`: {error}", parent.display()))
+        })?;
+    }
+    let json =
+        serde_json::to_vec_pretty(report).map_err(|error| Failure::bad_input(anyhow!(error)))?;
+    write_atomically(path, &json)?;
+    Ok(())
+}
+
 /// Rejects a dataset whose images do not have the shape the network expects.
-pub fn check_input_shape(
-    model_config: &deepcluster::model::ModelConfig,
-    dataset: &deepcluster::data::Dataset,
-) -> Result<(), Failure> {
+pub fn check_input_shape(model_config: &ModelConfig, dataset: &Dataset) -> Result<(), Failure> {
     let expected = (
         model_config.in_channels,
         model_config.height,
@@ -277,7 +431,7 @@ pub fn extraction_failure(error: eval::EvalError) -> Failure {
 }
 
 /// The dataset path a run was trained on, from its `config.toml`.
-pub fn run_data(run_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+pub fn run_data(run_dir: Option<&Path>) -> Option<PathBuf> {
     let path = run_dir?.join(deepcluster::train::run::CONFIG_FILE);
     TrainConfig::from_toml_file(&path).ok()?.data
 }

@@ -1,13 +1,12 @@
 //! `deepcluster eval linear`: linear probes on the frozen activations of each convolution.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::anyhow;
 use clap::Args;
 use deepcluster::cluster::{Pca, PcaConfig};
 use deepcluster::data::Dataset;
-use deepcluster::device::parse_device;
 use deepcluster::eval::linear::{
     PCA_INPUT_TARGET_DIM, POOLED_TARGET_DIM, Pooling, ProbeSettings, layer_shape, top1_accuracy,
     train_linear_classifier,
@@ -15,13 +14,11 @@ use deepcluster::eval::linear::{
 use deepcluster::eval::splits::{DEFAULT_TEST_FRACTION, hold_out};
 use deepcluster::eval::{self, LoadedModel};
 use deepcluster::plot::{BarSeries, draw_grouped_bar_chart, save_png};
-use deepcluster::preprocess::Normalization;
 use deepcluster::train::TrainConfig;
-use deepcluster::train::record::write_atomically;
 use serde::Serialize;
 
 use super::Failure;
-use super::eval::{EvalInput, extraction_failure, run_data};
+use super::eval::{EvalInput, extraction_failure, run_data, write_json};
 use super::train::load_dataset;
 
 /// Options of `deepcluster eval linear`.
@@ -65,7 +62,7 @@ pub struct LinearArgs {
     seed: u64,
 
     /// Write the scores as JSON to FILE, and the bar chart beside it as FILE with `.png`
-    /// [default: RUN/eval/linear.json with --run].
+    /// [default: RUN/eval/linear.json with --run, linear-random.json for --model random].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
@@ -96,17 +93,15 @@ struct LinearReport<'a> {
 
 /// Runs `deepcluster eval linear`.
 pub fn run(args: LinearArgs) -> Result<(), Failure> {
-    let device = parse_device(&args.input.device).map_err(Failure::bad_input)?;
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         return Err(Failure::bad_input(anyhow!(
             "invalid --test-fraction {}: use a value between 0 and 1",
             args.test_fraction
         )));
     }
-    let trained = match &args.input.run {
-        Some(run_dir) => Some(eval::load_run(run_dir, &device)?),
-        None => None,
-    };
+    let plan = args.input.network.resolve()?;
+    let device = plan.device.clone();
+    let out = args.out.clone().or_else(|| plan.default_output("linear"));
     let (train, test) = load_splits(&args.input, args.test_fraction)?;
     let n_classes = train
         .n_classes()
@@ -119,17 +114,8 @@ pub fn run(args: LinearArgs) -> Result<(), Failure> {
         )));
     };
 
-    let model_config = trained.as_ref().map_or_else(
-        || TrainConfig::default().model_config(&train),
-        |m| m.config.clone(),
-    );
-    super::eval::check_input_shape(&model_config, &train)?;
-    let normalization = trained.as_ref().map_or_else(
-        || Normalization::from_dataset(&train),
-        |m| m.normalization.clone(),
-    );
-    let random = eval::random_model(&model_config, normalization, args.seed, &device);
-    let valid_layers = random.model.backbone.layer_names();
+    let networks = plan.networks_for(&train, args.seed)?;
+    let valid_layers = networks[0].1.model.backbone.layer_names();
     let layers = if args.layers.is_empty() {
         valid_layers.clone()
     } else {
@@ -149,12 +135,6 @@ pub fn run(args: LinearArgs) -> Result<(), Failure> {
         seed: args.seed,
         ..ProbeSettings::default()
     };
-    let mut models: Vec<(&str, &LoadedModel)> = Vec::new();
-    if let Some(trained) = &trained {
-        models.push(("trained", trained));
-    }
-    models.push(("random", &random));
-
     let probe = Probe {
         train: &train,
         test: &test,
@@ -167,12 +147,15 @@ pub fn run(args: LinearArgs) -> Result<(), Failure> {
     };
     let mut rows = Vec::new();
     for layer in &layers {
-        for (name, loaded) in &models {
+        for (name, loaded) in &networks {
             rows.extend(probe.layer(name, loaded, layer)?);
         }
     }
     print_table(&rows);
-    write_outputs(&args, &train, &test, &settings, &rows)
+    match out {
+        Some(out) => write_outputs(&out, &args, &train, &test, &settings, &rows),
+        None => Ok(()),
+    }
 }
 
 /// What every probe of one invocation shares.
@@ -281,7 +264,7 @@ pub fn load_splits(input: &EvalInput, test_fraction: f64) -> Result<(Dataset, Da
     let data = input
         .data
         .clone()
-        .or_else(|| run_data(input.run.as_deref()));
+        .or_else(|| run_data(input.network.run.as_deref()));
     let (format, max_images) = (&input.format, input.max_images);
     let config = |split: &str| TrainConfig {
         data: data.clone(),
@@ -320,39 +303,24 @@ fn print_table(rows: &[ProbeRow]) {
 }
 
 fn write_outputs(
+    out: &Path,
     args: &LinearArgs,
     train: &Dataset,
     test: &Dataset,
     settings: &ProbeSettings,
     rows: &[ProbeRow],
 ) -> Result<(), Failure> {
-    let out = args.out.clone().or_else(|| {
-        args.input
-            .run
-            .as_ref()
-            .map(|run| run.join("eval").join("linear.json"))
-    });
-    let Some(out) = out else {
-        return Ok(());
-    };
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|error| {
-            Failure::bad_input(anyhow!("cannot create `{}`: {error}", parent.display()))
-        })?;
-    }
     let report = LinearReport {
         train: &train.source,
         test: &test.source,
         n_train: train.len(),
         n_test: test.len(),
-        run: args.input.run.clone(),
+        run: args.input.network.run.clone(),
         settings,
         pca_dim: args.pca_dim,
         rows,
     };
-    let json =
-        serde_json::to_vec_pretty(&report).map_err(|error| Failure::bad_input(anyhow!(error)))?;
-    write_atomically(&out, &json)?;
+    write_json(out, &report)?;
 
     let mut layers: Vec<String> = Vec::new();
     let mut series: Vec<BarSeries> = Vec::new();

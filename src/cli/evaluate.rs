@@ -5,19 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::Args;
-use deepcluster::device::parse_device;
 use deepcluster::eval::linear::top1_accuracy;
 use deepcluster::eval::majority::{MajorityClassifier, MajoritySettings, draw_prediction_grid};
 use deepcluster::eval::splits::DEFAULT_TEST_FRACTION;
-use deepcluster::eval::{self, FEATURES_LAYER, LoadedModel};
+use deepcluster::eval::{self, FEATURES_LAYER};
 use deepcluster::plot::save_png;
-use deepcluster::preprocess::Normalization;
-use deepcluster::train::TrainConfig;
-use deepcluster::train::record::write_atomically;
 use serde::Serialize;
 
 use super::Failure;
-use super::eval::{EvalInput, check_input_shape, extraction_failure};
+use super::eval::{EvalInput, extraction_failure, write_json};
 use super::eval_linear::load_splits;
 
 /// Options of `deepcluster evaluate`.
@@ -48,7 +44,7 @@ pub struct EvaluateArgs {
     grid_images: usize,
 
     /// Write the scores as JSON to FILE and the grid beside it as FILE with `.png`
-    /// [default: RUN/eval/evaluate.json with --run].
+    /// [default: RUN/eval/evaluate.json with --run, evaluate-random.json for --model random].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
@@ -71,11 +67,9 @@ struct EvaluateReport<'a> {
 
 /// Runs `deepcluster evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
-    let device = parse_device(&args.input.device).map_err(Failure::bad_input)?;
-    let trained = match &args.input.run {
-        Some(run_dir) => Some(eval::load_run(run_dir, &device)?),
-        None => None,
-    };
+    let plan = args.input.network.resolve()?;
+    let device = plan.device.clone();
+    let out = args.out.clone().or_else(|| plan.default_output("evaluate"));
     let (train, test) = load_splits(&args.input, args.test_fraction)?;
     let (Some(train_labels), Some(test_labels)) = (&train.labels, &test.labels) else {
         return Err(Failure::bad_input(anyhow!(
@@ -83,31 +77,17 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
             train.source
         )));
     };
-    let model_config = trained.as_ref().map_or_else(
-        || TrainConfig::default().model_config(&train),
-        |m| m.config.clone(),
-    );
-    check_input_shape(&model_config, &train)?;
-    let normalization = trained.as_ref().map_or_else(
-        || Normalization::from_dataset(&train),
-        |m| m.normalization.clone(),
-    );
-    let random = eval::random_model(&model_config, normalization, args.seed, &device);
+    let networks = plan.networks_for(&train, args.seed)?;
     let settings = MajoritySettings {
-        k: args.k.unwrap_or(model_config.n_clusters),
+        k: args.k.unwrap_or(networks[0].1.config.n_clusters),
         pca_dim: args.pca_dim,
         iterations: 20,
         seed: args.seed,
     };
 
-    let mut models: Vec<(&str, &LoadedModel)> = Vec::new();
-    if let Some(trained) = &trained {
-        models.push(("trained", trained));
-    }
-    models.push(("random", &random));
     let mut rows = Vec::new();
     let mut first_predictions = None;
-    for (name, loaded) in models {
+    for (name, loaded) in &networks {
         let extract = |dataset| {
             eval::extract_layer(
                 loaded,
@@ -124,7 +104,7 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
             .map_err(Failure::bad_input)?;
         let test_predictions = classifier.predict(&test_x);
         rows.push(EvaluateRow {
-            model: name.to_owned(),
+            model: (*name).to_owned(),
             k: settings.k,
             train_accuracy: top1_accuracy(&classifier.predict(&train_x), train_labels),
             test_accuracy: top1_accuracy(&test_predictions, test_labels),
@@ -143,29 +123,16 @@ pub fn run(args: EvaluateArgs) -> Result<(), Failure> {
         );
     }
 
-    let out = args.out.clone().or_else(|| {
-        args.input
-            .run
-            .as_ref()
-            .map(|run| run.join("eval").join("evaluate.json"))
-    });
     let Some(out) = out else {
         return Ok(());
     };
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|error| {
-            Failure::bad_input(anyhow!("cannot create `{}`: {error}", parent.display()))
-        })?;
-    }
     let report = EvaluateReport {
         train: &train.source,
         test: &test.source,
-        run: args.input.run.clone(),
+        run: args.input.network.run.clone(),
         rows: &rows,
     };
-    let json =
-        serde_json::to_vec_pretty(&report).map_err(|error| Failure::bad_input(anyhow!(error)))?;
-    write_atomically(&out, &json)?;
+    write_json(&out, &report)?;
     // The grid shows the first model's predictions: the trained network's when there is one.
     let predictions = first_predictions.unwrap_or_default();
     let grid = draw_prediction_grid(&test, &predictions, test_labels, args.grid_images, 8, 3);

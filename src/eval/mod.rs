@@ -56,6 +56,23 @@ pub fn load_run(run_dir: &Path, device: &Device) -> Result<LoadedModel, TrainErr
     })
 }
 
+/// Which network an evaluation scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// The latest checkpoint of a run.
+    Trained,
+    /// The architecture at its seeded random initialisation.
+    Random,
+}
+
+/// Reads the shapes and normalisation of the latest checkpoint of the run folder `run_dir`,
+/// without its weights.
+pub fn run_shapes(run_dir: &Path) -> Result<(ModelConfig, Normalization), TrainError> {
+    let meta = checkpoint::read_latest_meta(run_dir)?;
+    Ok((meta.model, meta.normalization))
+}
+
 /// Builds the network of `model_config` at its seeded random initialisation.
 pub fn random_model(
     model_config: &ModelConfig,
