@@ -4,6 +4,7 @@
 //! NMI, ARI and Hungarian accuracy, beside two baselines: the same network at its random
 //! initialisation, and raw pixels.
 
+pub mod ap;
 pub mod cluster;
 pub mod linear;
 pub mod majority;
