@@ -8,6 +8,8 @@
 //! - [`model`]: the networks.
 //! - [`cluster`]: PCA, k-means and clustering metrics.
 //! - [`train`]: the training loop, run folders and checkpoints.
+//! - [`eval`]: judging a network's features: k-means and linear probes against labels, and
+//!   Pascal VOC 2007 classification.
 //! - [`device`]: choosing a burn device by name.
 //! - [`viz`]: pictures of filters, activations, clusters and training curves.
 //! - [`report`]: a run's pictures gathered in one HTML page.

@@ -31,6 +31,9 @@ pub enum EvalCommand {
     /// Linear classifiers on the frozen activations of each convolution: top-1 accuracy on the
     /// test split for the trained and the random network.
     Linear(super::eval_linear::LinearArgs),
+    /// Pascal VOC 2007 classification: the network trained on VOC trainval with a new output
+    /// per class, scored by average precision on VOC test.
+    Voc(Box<super::eval_voc::VocArgs>),
 }
 
 /// Options shared by the evaluation commands that score a dataset with labels: the network,
@@ -148,6 +151,12 @@ impl NetworkArgs {
 }
 
 impl NetworkPlan {
+    /// Returns the `[channels, height, width]` input of the run's network, `None` without --run.
+    pub fn input_shape(&self) -> Option<[usize; 3]> {
+        let (config, _) = self.run_shapes.as_ref()?;
+        Some([config.in_channels, config.height, config.width])
+    }
+
     /// Returns the shapes of the networks: the run's, or those a new run builds for `dataset`.
     pub fn model_config(&self, dataset: &Dataset) -> ModelConfig {
         match &self.run_shapes {
@@ -267,6 +276,7 @@ pub fn run(command: EvalCommand) -> Result<(), Failure> {
     match command {
         EvalCommand::Cluster(args) => run_cluster(args),
         EvalCommand::Linear(args) => super::eval_linear::run(args),
+        EvalCommand::Voc(args) => super::eval_voc::run(*args),
     }
 }
 
@@ -418,11 +428,13 @@ pub fn check_input_shape(model_config: &ModelConfig, dataset: &Dataset) -> Resul
     Ok(())
 }
 
-/// Maps an extraction error to its exit code: an unknown layer is bad input (2), a backend
-/// error a failure (1).
+/// Maps an evaluation error to its exit code: an unknown layer or images of the wrong shape are
+/// bad input (2), other errors a failure (1).
 pub fn extraction_failure(error: eval::EvalError) -> Failure {
     match error {
-        error @ eval::EvalError::UnknownLayer { .. } => Failure::bad_input(error),
+        error @ (eval::EvalError::UnknownLayer { .. } | eval::EvalError::InputShape { .. }) => {
+            Failure::bad_input(error)
+        }
         error => Failure {
             error: error.into(),
             exit_code: super::EXIT_FAILURE,

@@ -2,6 +2,7 @@
 
 mod eval;
 mod eval_linear;
+mod eval_voc;
 mod evaluate;
 mod progress;
 mod report;

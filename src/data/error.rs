@@ -255,6 +255,74 @@ pub enum DataError {
         /// The name given.
         name: String,
     },
+
+    /// A folder that has neither `VOC2007/ImageSets/Main` nor `ImageSets/Main`.
+    #[error(
+        "`{}`: not a Pascal VOC 2007 folder: it has neither `VOC2007/ImageSets/Main` nor `ImageSets/Main`; pass the `VOCdevkit` folder extracted from VOCtrainval_06-Nov-2007.tar and VOCtest_06-Nov-2007.tar",
+        path.display()
+    )]
+    VocLayout {
+        /// The folder given.
+        path: PathBuf,
+    },
+
+    /// A VOC image set file (`ImageSets/Main/NAME.txt`) that does not exist.
+    #[error("`{}`: not found; {hint}", path.display())]
+    VocMissingImageSet {
+        /// The missing file.
+        path: PathBuf,
+        /// Which archive holds it.
+        hint: &'static str,
+    },
+
+    /// An annotation or image file that an image set lists but that does not exist.
+    #[error(
+        "`{}`: not found, but `{}` lists image `{id}`; extract the VOC archives again",
+        path.display(),
+        image_set.display()
+    )]
+    VocMissingFile {
+        /// The missing file.
+        path: PathBuf,
+        /// The image set file that lists the image.
+        image_set: PathBuf,
+        /// The image id.
+        id: String,
+    },
+
+    /// A VOC annotation that is not valid XML or lacks a required element.
+    #[error(
+        "`{}`: invalid VOC annotation: {message}; extract the file again from the VOC archive",
+        path.display()
+    )]
+    VocAnnotation {
+        /// The annotation file.
+        path: PathBuf,
+        /// The parser's message, or the element that is missing.
+        message: String,
+    },
+
+    /// A VOC annotation naming a class outside the 20 VOC classes.
+    #[error("`{}`: unknown class `{name}`; the VOC 2007 classes are {}", path.display(), super::voc::VOC_CLASSES.join(", "))]
+    VocUnknownClass {
+        /// The annotation file.
+        path: PathBuf,
+        /// The class name found.
+        name: String,
+    },
+
+    /// A VOC image that could not be decoded.
+    #[error(
+        "`{}`: failed to decode image ({}); extract the file again from the VOC archive",
+        path.display(),
+        source.to_string().replace('\n', " ")
+    )]
+    VocImageDecode {
+        /// The image file.
+        path: PathBuf,
+        /// The error reported by the `image` crate.
+        source: image::ImageError,
+    },
 }
 
 /// The IDX magic number of an unsigned-byte images file with 3 dimensions.

@@ -233,7 +233,7 @@ fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
 }
 
 /// Appends an interleaved RGB image to `pixels` as three planes (red, green, blue).
-fn append_planar(rgb: &RgbImage, pixels: &mut Vec<u8>) {
+pub(super) fn append_planar(rgb: &RgbImage, pixels: &mut Vec<u8>) {
     let interleaved = rgb.as_raw();
     pixels.reserve(interleaved.len());
     for channel in 0..3 {

@@ -9,6 +9,8 @@
 //!   from the label bytes.
 //! - `folder.rs`: a folder of PNG/JPEG images, flat or with one subfolder per class.
 //! - `embedded.rs`: the Fashion-MNIST test split compiled into the binary.
+//! - `voc.rs`: Pascal VOC 2007 images with their multi-label classification targets, read
+//!   apart from [`load`] because each image has several labels.
 //! - `files.rs`: file reading, gzip detection and directory listing shared by the readers.
 //! - `error.rs`: [`DataError`].
 //!
@@ -20,6 +22,7 @@ mod error;
 mod files;
 mod folder;
 mod idx;
+pub mod voc;
 
 use std::fmt;
 use std::path::Path;

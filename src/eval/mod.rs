@@ -2,13 +2,16 @@
 //!
 //! [`cluster`] runs k-means on a layer's features and compares the clusters to the labels with
 //! NMI, ARI and Hungarian accuracy, beside two baselines: the same network at its random
-//! initialisation, and raw pixels.
+//! initialisation, and raw pixels. [`linear`] trains linear probes on frozen activations,
+//! [`majority`] labels clusters by majority vote, and [`voc`] trains and scores the network on
+//! Pascal VOC 2007 classification, with the average precisions of [`ap`].
 
 pub mod ap;
 pub mod cluster;
 pub mod linear;
 pub mod majority;
 pub mod splits;
+pub mod voc;
 
 use std::path::{Path, PathBuf};
 
@@ -108,6 +111,28 @@ pub enum EvalError {
         name: String,
         /// The valid names, comma-separated.
         valid: String,
+    },
+    /// Images whose shape does not fit the network.
+    #[error("invalid input: {message}")]
+    InputShape {
+        /// What differs, with both values.
+        message: String,
+    },
+    /// A NaN or infinite training loss.
+    #[error(
+        "the training loss became NaN or infinite at epoch {epoch}, batch {batch}; try a lower --lr"
+    )]
+    NonFiniteLoss {
+        /// Epoch number, from 1.
+        epoch: usize,
+        /// Batch number within the epoch, from 1.
+        batch: usize,
+    },
+    /// A NaN or infinite output of the network.
+    #[error("the network produced a NaN or infinite score for image `{image}`; try a lower --lr")]
+    NonFiniteScore {
+        /// The image id.
+        image: String,
     },
     /// The backend returned something other than `f32` values.
     #[error("backend error: {0}")]

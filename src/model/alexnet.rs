@@ -161,6 +161,16 @@ impl AlexNet {
         self.blocks[0].conv.weight.val()
     }
 
+    /// Freezes the convolutions and their batch norms: their parameters take no gradient and
+    /// batch norm normalises with its running statistics, in training mode too. The fully
+    /// connected layers and dropout are unchanged.
+    pub fn freeze_convolutions(self) -> Self {
+        Self {
+            blocks: self.blocks.freeze(),
+            ..self
+        }
+    }
+
     fn prepare_input(&self, images: Tensor<4>) -> Tensor<4> {
         if self.sobel {
             apply_sobel(images)

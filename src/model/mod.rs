@@ -141,6 +141,14 @@ impl Backbone {
             Backbone::Alexnet(net) => net.first_conv_weight(),
         }
     }
+
+    /// Freezes every convolution and its normalisation, leaving the fully connected layers
+    /// trainable (see [`AlexNet::freeze_convolutions`]).
+    pub fn freeze_convolutions(self) -> Self {
+        match self {
+            Backbone::Alexnet(net) => Backbone::Alexnet(net.freeze_convolutions()),
+        }
+    }
 }
 
 /// Backbone plus top layer.
