@@ -315,7 +315,9 @@ fn print_table(rows: &[VocRow]) {
     println!("{line}");
 }
 
-/// Draws the VOC 2007 11-point AP of each class, one bar per network, to `path`.
+/// Draws the VOC 2007 11-point AP of each class, one bar per network, to `path`. A class
+/// without positives among the test images has no AP and is drawn at 0, which happens only on
+/// part of the test set (`--max-images`).
 fn draw_chart(rows: &[VocRow], mode: VocMode, path: &Path) -> Result<(), Failure> {
     let categories: Vec<String> = VOC_CLASSES.iter().map(|&c| c.to_owned()).collect();
     let series: Vec<BarSeries> = rows
