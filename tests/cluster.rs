@@ -3,11 +3,12 @@
 //! (regenerate with `python scripts/cluster_reference.py`).
 
 use deepcluster::cluster::{
-    ClusterError, Init, KMeansConfig, NmiNormalization, Pca, PcaConfig, PicConfig,
-    adjusted_rand_index, assign, assign_on_device, assign_tensor, clustering_accuracy,
-    contingency_table, kmeans, l2_normalize_rows, nearest_neighbors, normalized_mutual_info,
-    normalized_mutual_info_with, pic,
+    AssignmentKernel, ClusterError, Init, KMeansConfig, NmiNormalization, Pca, PcaConfig,
+    PicConfig, adjusted_rand_index, assign, assign_on_device, assign_tensor, clustering_accuracy,
+    contingency_table, initial_centroids, kmeans, l2_normalize_rows, nearest_neighbors,
+    normalized_mutual_info, normalized_mutual_info_with, pic,
 };
+use deepcluster::data::load_embedded_fashion_mnist;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -592,6 +593,325 @@ fn assign_tensor_blocks_cover_all_points() {
     let one_block = one_block.into_data().try_into_vec_as::<i64>().unwrap();
     assert_eq!(small_blocks.len(), 1001);
     assert_eq!(small_blocks, one_block);
+}
+
+// ---------------------------------------------------------------- k-means: assignment kernels
+
+/// Returns the first `n_images` embedded Fashion-MNIST test images with pixels scaled to
+/// [0, 1], reduced by a whitened PCA to `pca_dim` dimensions and L2-normalised, as
+/// DeepCluster reduces features.
+fn fashion_mnist_reduced(n_images: usize, pca_dim: usize) -> Vec<f32> {
+    let dataset = load_embedded_fashion_mnist().unwrap();
+    let pixels = n_images * dataset.image_len();
+    let features: Vec<f32> = dataset.images[..pixels]
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    let config = PcaConfig {
+        output_dim: pca_dim,
+        whiten: true,
+        max_fit_points: None,
+        seed: 0,
+    };
+    let pca = Pca::fit(&features, dataset.image_len(), &config).unwrap();
+    let mut reduced = pca.transform(&features);
+    l2_normalize_rows(&mut reduced, pca_dim);
+    reduced
+}
+
+/// Gaussian points with the given mean, from a seeded generator (Box–Muller).
+fn gaussian_points(n_points: usize, dim: usize, mean: f32, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n_points * dim)
+        .map(|_| {
+            let (u, v) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+            let normal = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+            mean + normal as f32
+        })
+        .collect()
+}
+
+/// Runs `config` with the default kernel and with plain f32 products, and checks that the
+/// two runs agree exactly.
+fn assert_kernels_agree(points: &[f32], dim: usize, config: &KMeansConfig, case: &str) {
+    let auto = kmeans(points, dim, config).unwrap();
+    let plain_config = KMeansConfig {
+        assignment_kernel: AssignmentKernel::Float32,
+        ..config.clone()
+    };
+    let plain = kmeans(points, dim, &plain_config).unwrap();
+    assert_eq!(auto.assignments, plain.assignments, "{case}: assignments");
+    assert_eq!(auto.centroids, plain.centroids, "{case}: centroids");
+    assert_eq!(auto.objective, plain.objective, "{case}: objective");
+    assert_eq!(auto.cluster_sizes, plain.cluster_sizes, "{case}: sizes");
+    let objectives = |r: &deepcluster::cluster::KMeansResult| -> Vec<f64> {
+        r.iterations.iter().map(|s| s.objective).collect()
+    };
+    assert_eq!(objectives(&auto), objectives(&plain), "{case}: iterations");
+}
+
+/// Checks that every point's assigned centroid is nearest up to rounding, and that the
+/// reported distances match, against distances computed in `f64`.
+fn assert_nearest(points: &[f32], dim: usize, centroids: &[f32], assignments: &[u32]) {
+    let (_, distances) = assign(points, dim, centroids);
+    for (i, row) in points.chunks(dim).enumerate() {
+        let exact: Vec<f64> = centroids
+            .chunks(dim)
+            .map(|c| {
+                row.iter()
+                    .zip(c)
+                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                    .sum()
+            })
+            .collect();
+        let nearest = exact.iter().copied().fold(f64::INFINITY, f64::min);
+        let chosen = exact[assignments[i] as usize];
+        let tolerance = 1e-5 * nearest.max(1e-3);
+        assert!(
+            chosen - nearest <= tolerance,
+            "point {i}: chosen {chosen}, nearest {nearest}"
+        );
+        assert!(
+            (f64::from(distances[i]) - chosen).abs() <= tolerance,
+            "point {i}: distance {} vs {chosen}",
+            distances[i]
+        );
+    }
+}
+
+#[test]
+fn kmeans_kernels_agree_on_fashion_mnist() {
+    let dim = 64;
+    let points = fashion_mnist_reduced(10_000, dim);
+    for k in [10, 100, 300] {
+        let config = KMeansConfig {
+            max_n_iterations: 10,
+            seed: 5,
+            ..KMeansConfig::new(k)
+        };
+        assert_kernels_agree(&points, dim, &config, &format!("Fashion-MNIST, k = {k}"));
+    }
+    let config = KMeansConfig {
+        max_n_iterations: 10,
+        ..KMeansConfig::new(100)
+    };
+    let result = kmeans(&points, dim, &config).unwrap();
+    assert_nearest(&points, dim, &result.centroids, &result.assignments);
+}
+
+#[test]
+fn kmeans_kernels_agree_on_random_data() {
+    // Cases are (points, dim, k, mean). They cover odd dimensions and sizes that leave partial
+    // blocks, register groups and centroid tiles, a single centroid and many tiles. The last
+    // case has points far from the origin, whose norms dwarf the distances between them.
+    let cases = [
+        (3001, 37, 1, 0.0),
+        (3001, 37, 17, 0.0),
+        (2000, 256, 100, 0.0),
+        (4000, 5, 1500, 0.0),
+        (2500, 33, 48, 300.0),
+    ];
+    for (n_points, dim, k, mean) in cases {
+        let points = gaussian_points(n_points, dim, mean, 11);
+        let config = KMeansConfig {
+            max_n_iterations: 6,
+            seed: 3,
+            ..KMeansConfig::new(k)
+        };
+        let case = format!("n = {n_points}, dim = {dim}, k = {k}, mean = {mean}");
+        assert_kernels_agree(&points, dim, &config, &case);
+    }
+    let points = gaussian_points(3001, 37, 0.0, 12);
+    let result = kmeans(&points, 37, &KMeansConfig::new(40)).unwrap();
+    assert_nearest(&points, 37, &result.centroids, &result.assignments);
+}
+
+#[test]
+fn assign_ties_go_to_lower_index() {
+    let dim = 40;
+    let points = gaussian_points(600, dim, 0.0, 13);
+    // Centroids 2 and 5 are the same point, as are centroids 3 and 4.
+    let mut centroids = points[..6 * dim].to_vec();
+    centroids.copy_within(2 * dim..3 * dim, 5 * dim);
+    centroids.copy_within(3 * dim..4 * dim, 4 * dim);
+    let (assignments, distances) = assign(&points, dim, &centroids);
+    assert!(
+        !assignments.contains(&4),
+        "centroid 4 duplicates centroid 3"
+    );
+    assert!(
+        !assignments.contains(&5),
+        "centroid 5 duplicates centroid 2"
+    );
+    assert_eq!(assignments[2], 2);
+    assert_eq!(distances[2], 0.0);
+    assert_nearest(&points, dim, &centroids, &assignments);
+}
+
+#[test]
+fn assign_handles_huge_norms() {
+    // Norms above 2^40 are outside the bf16 kernel's range and take the exact fallback.
+    let dim = 8;
+    let points: Vec<f32> = random_points(300, dim, 14)
+        .iter()
+        .map(|v| v * 1e13)
+        .collect();
+    let centroids = points[..7 * dim].to_vec();
+    let (assignments, _) = assign(&points, dim, &centroids);
+    assert_nearest(&points, dim, &centroids, &assignments);
+}
+
+// ---------------------------------------------------------------- k-means: k-means++
+
+fn plus_plus(k: usize, seed: u64) -> KMeansConfig {
+    KMeansConfig {
+        init: Init::KMeansPlusPlus,
+        seed,
+        ..KMeansConfig::new(k)
+    }
+}
+
+/// Index of each row of `centroids` in `points` (the first equal row).
+fn row_indices(points: &[f32], centroids: &[f32], dim: usize) -> Vec<usize> {
+    centroids
+        .chunks(dim)
+        .map(|c| {
+            points
+                .chunks(dim)
+                .position(|row| row == c)
+                .expect("every initial centroid is a point")
+        })
+        .collect()
+}
+
+#[test]
+fn kmeans_plus_plus_is_deterministic() {
+    let points = gaussian_points(5000, 24, 0.0, 15);
+    let config = plus_plus(600, 7);
+    let first = initial_centroids(&points, 24, &config).unwrap();
+    let second = initial_centroids(&points, 24, &config).unwrap();
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let sequential = one_thread.install(|| initial_centroids(&points, 24, &config).unwrap());
+    let other_seed = initial_centroids(&points, 24, &plus_plus(600, 8)).unwrap();
+    assert_eq!(first, second, "rerun");
+    assert_eq!(first, sequential, "one thread");
+    assert_ne!(first, other_seed, "another seed");
+
+    let plain = KMeansConfig {
+        assignment_kernel: AssignmentKernel::Float32,
+        ..config.clone()
+    };
+    assert_eq!(
+        first,
+        initial_centroids(&points, 24, &plain).unwrap(),
+        "f32 kernel"
+    );
+
+    let result = kmeans(
+        &points,
+        24,
+        &KMeansConfig {
+            max_n_iterations: 1,
+            ..config
+        },
+    )
+    .unwrap();
+    assert_eq!(result.iterations.len(), 1);
+}
+
+#[test]
+fn kmeans_plus_plus_picks_distinct_points() {
+    let dim = 6;
+    // k = n: every point exactly once.
+    let points = random_points(300, dim, 16);
+    let centroids = initial_centroids(&points, dim, &plus_plus(300, 1)).unwrap();
+    let mut indices = row_indices(&points, &centroids, dim);
+    indices.sort_unstable();
+    assert_eq!(indices, (0..300).collect::<Vec<_>>());
+
+    // 100 distinct rows, each three times: the first 100 centroids are the 100 distinct
+    // rows; the rest are further copies, at most three of each.
+    let distinct = random_points(100, dim, 17);
+    let tripled: Vec<f32> = distinct
+        .iter()
+        .chain(&distinct)
+        .chain(&distinct)
+        .copied()
+        .collect();
+    let centroids = initial_centroids(&tripled, dim, &plus_plus(180, 2)).unwrap();
+    let indices = row_indices(&distinct, &centroids, dim);
+    let mut first: Vec<usize> = indices[..100].to_vec();
+    first.sort_unstable();
+    assert_eq!(first, (0..100).collect::<Vec<_>>());
+    let mut counts = vec![0; 100];
+    indices.iter().for_each(|&i| counts[i] += 1);
+    assert!(counts.iter().all(|&c| (1..=3).contains(&c)), "{counts:?}");
+
+    // Identical points: all draws are uniform, still three different points.
+    let identical = vec![0.25f32; 20 * dim];
+    let centroids = initial_centroids(&identical, dim, &plus_plus(3, 3)).unwrap();
+    assert_eq!(centroids, vec![0.25f32; 3 * dim]);
+    let result = kmeans(&identical, dim, &plus_plus(3, 3)).unwrap();
+    assert!(result.objective < 1e-9);
+}
+
+#[test]
+fn kmeans_plus_plus_spreads_over_groups() {
+    // Four groups 1000 apart: a second centroid in an occupied group has a chance below
+    // 1e-5 per draw.
+    let mut rng = ChaCha8Rng::seed_from_u64(18);
+    let mut points = Vec::new();
+    for group in 0..4 {
+        for _ in 0..50 {
+            points.push(group as f32 * 1000.0 + rng.random::<f32>());
+            points.push(rng.random::<f32>());
+        }
+    }
+    for seed in 0..10 {
+        let centroids = initial_centroids(&points, 2, &plus_plus(4, seed)).unwrap();
+        let mut groups: Vec<i32> = centroids
+            .chunks(2)
+            .map(|c| (c[0] / 1000.0).round() as i32)
+            .collect();
+        groups.sort_unstable();
+        assert_eq!(groups, vec![0, 1, 2, 3], "seed {seed}");
+    }
+}
+
+#[test]
+fn kmeans_plus_plus_draws_by_squared_distance() {
+    // Five points on a line. Given the first centroid, the second is drawn with probability
+    // proportional to the squared distance. Over 6000 seeds the observed frequencies must
+    // match within 5 standard deviations.
+    let points = [0.0f32, 1.0, 3.0, 4.0, 10.0];
+    let mut counts = [[0usize; 5]; 5];
+    for seed in 0..6000 {
+        let centroids = initial_centroids(&points, 1, &plus_plus(2, seed)).unwrap();
+        let first = points.iter().position(|&p| p == centroids[0]).unwrap();
+        let second = points.iter().position(|&p| p == centroids[1]).unwrap();
+        counts[first][second] += 1;
+    }
+    for (first, row) in counts.iter().enumerate() {
+        let draws: usize = row.iter().sum();
+        assert!(draws > 900, "first centroid {first} drawn {draws} times");
+        let weights: Vec<f64> = points
+            .iter()
+            .map(|&p| f64::from(p - points[first]).powi(2))
+            .collect();
+        let total: f64 = weights.iter().sum();
+        for (second, &count) in row.iter().enumerate() {
+            let probability = weights[second] / total;
+            let expected = probability * draws as f64;
+            let sigma = (draws as f64 * probability * (1.0 - probability)).sqrt();
+            assert!(
+                (count as f64 - expected).abs() <= 5.0 * sigma + 1e-9,
+                "first {first}, second {second}: {count} draws, expected {expected:.1}"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------- PIC

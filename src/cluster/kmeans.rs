@@ -1,5 +1,5 @@
-//! Lloyd's k-means in the style of faiss's `Clustering`: blocked distance computation by
-//! matrix products, per-cluster mean update, and splitting of empty clusters.
+//! Lloyd's k-means in the style of faiss's `Clustering`: exact assignment by screened
+//! matrix products (`assign.rs`), per-cluster mean update, and splitting of empty clusters.
 
 use std::time::Instant;
 
@@ -8,9 +8,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::assign::{AssignmentKernel, PreparedCentroids, assign_into};
 use super::check_points;
 use super::error::ClusterError;
-use super::gemm::matmul_a_bt;
+use super::init::initialise;
 
 /// Default number of Lloyd iterations, as `niter` in faiss's `ClusteringParameters`
 /// (faiss 1.x). DeepCluster keeps it.
@@ -25,16 +26,6 @@ pub const FAISS_MIN_POINTS_PER_CENTROID: usize = 39;
 /// centroids and alternating signs across coordinates (faiss's `Clustering.cpp` uses the same `EPS`).
 pub const SPLIT_PERTURBATION: f32 = 1.0 / 1024.0;
 
-/// Points per parallel block in the assignment step.
-const ROW_BLOCK: usize = 1024;
-
-/// Centroids per matrix product in the assignment step. This bounds the scratch buffer to
-/// `ROW_BLOCK * CENTROID_TILE` floats per thread whatever `n_clusters` is.
-const CENTROID_TILE: usize = 1024;
-
-/// Values per block when summing in a fixed order.
-const SUM_BLOCK: usize = 16384;
-
 /// Initialisation method, used when [`KMeansConfig::initial_centroids`] is `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Init {
@@ -43,7 +34,8 @@ pub enum Init {
     RandomPoints,
     /// k-means++ (Arthur and Vassilvitskii, 2007): each next centroid is a point drawn with
     /// probability proportional to its squared distance to the nearest chosen centroid.
-    /// Costs about one assignment step without the matrix-product speed-up.
+    /// Distances are updated by blocked assignment steps after batches of new centroids
+    /// (see `init.rs`), which costs about one Lloyd iteration in all.
     KMeansPlusPlus,
 }
 
@@ -69,6 +61,10 @@ pub struct KMeansConfig {
     pub max_points_per_centroid: Option<usize>,
     /// Starting centroids of shape `[n_clusters, dim]`, used by every run. Overrides `init`.
     pub initial_centroids: Option<Vec<f32>>,
+    /// Screening in the assignment step. Every kernel gives the same result. Default
+    /// [`AssignmentKernel::Auto`].
+    #[serde(default)]
+    pub assignment_kernel: AssignmentKernel,
 }
 
 impl KMeansConfig {
@@ -83,6 +79,7 @@ impl KMeansConfig {
             seed: 0,
             max_points_per_centroid: None,
             initial_centroids: None,
+            assignment_kernel: AssignmentKernel::Auto,
         }
     }
 
@@ -188,6 +185,50 @@ pub fn kmeans(
     dim: usize,
     config: &KMeansConfig,
 ) -> Result<KMeansResult, ClusterError> {
+    check_inputs(points, dim, config)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut best: Option<KMeansResult> = None;
+    for redo in 0..config.n_redo {
+        let run = run_once(points, dim, config, &mut rng);
+        tracing::debug!(redo, objective = run.objective, "k-means run finished");
+        if best.as_ref().is_none_or(|b| run.objective < b.objective) {
+            best = Some(run);
+        }
+    }
+    Ok(best.expect("n_redo >= 1 was validated"))
+}
+
+/// Returns the centroids (`[n_clusters, dim]`) that the first run of [`kmeans`] starts
+/// from with the same arguments: `config.initial_centroids` when set, otherwise the rows
+/// of `points` that `config.init` draws with `config.seed`.
+///
+/// # Errors
+/// The same as [`kmeans`].
+pub fn initial_centroids(
+    points: &[f32],
+    dim: usize,
+    config: &KMeansConfig,
+) -> Result<Vec<f32>, ClusterError> {
+    check_inputs(points, dim, config)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let subsample = subsample(points, dim, config, &mut rng);
+    let train = subsample.as_deref().unwrap_or(points);
+    Ok(match &config.initial_centroids {
+        Some(initial) => initial.clone(),
+        None => initialise(
+            train,
+            dim,
+            config.n_clusters,
+            config.init,
+            config.assignment_kernel,
+            &mut rng,
+        ),
+    })
+}
+
+/// Checks the settings and their fit to the data, and warns about too few points per
+/// centroid.
+fn check_inputs(points: &[f32], dim: usize, config: &KMeansConfig) -> Result<(), ClusterError> {
     config.validate()?;
     let n_points = check_points(points, dim)?;
     let k = config.n_clusters;
@@ -215,26 +256,14 @@ pub fn kmeans(
             k * FAISS_MIN_POINTS_PER_CENTROID
         );
     }
-
-    let norms = squared_row_norms(points, dim);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut best: Option<KMeansResult> = None;
-    for redo in 0..config.n_redo {
-        let run = run_once(points, &norms, dim, config, &mut rng);
-        tracing::debug!(redo, objective = run.objective, "k-means run finished");
-        if best.as_ref().is_none_or(|b| run.objective < b.objective) {
-            best = Some(run);
-        }
-    }
-    Ok(best.expect("n_redo >= 1 was validated"))
+    Ok(())
 }
 
 /// Assigns each point of `points` (`[n_points, dim]`) to its nearest centroid in
 /// `centroids` (`[n_clusters, dim]`).
 ///
-/// Returns the centroid index and the squared Euclidean distance for every point; ties go
-/// to the lower index, and distances are clamped at 0 against rounding. Inputs are not
-/// checked for NaN.
+/// Returns the centroid index and the squared Euclidean distance `Σ (xᵢ − cᵢ)²` for every
+/// point; ties go to the lower index. Inputs are not checked for NaN.
 ///
 /// # Panics
 /// Panics if `dim` is 0, if either length is not a multiple of `dim`, or if there are
@@ -254,17 +283,12 @@ pub fn assign(points: &[f32], dim: usize, centroids: &[f32]) -> (Vec<u32>, Vec<f
         n_points == 0 || !centroids.is_empty(),
         "at least one centroid is required"
     );
-    let norms = squared_row_norms(points, dim);
     let mut assignments = vec![0u32; n_points];
     let mut distances = vec![0.0f32; n_points];
-    assign_into(
-        points,
-        &norms,
-        dim,
-        centroids,
-        &mut assignments,
-        &mut distances,
-    );
+    if n_points > 0 {
+        let prepared = PreparedCentroids::new(centroids, dim, AssignmentKernel::Auto);
+        assign_into(points, dim, &prepared, &mut assignments, &mut distances);
+    }
     (assignments, distances)
 }
 
@@ -272,36 +296,27 @@ pub fn assign(points: &[f32], dim: usize, centroids: &[f32]) -> (Vec<u32>, Vec<f
 /// the final assignment of all points.
 fn run_once(
     points: &[f32],
-    norms: &[f32],
     dim: usize,
     config: &KMeansConfig,
     rng: &mut ChaCha8Rng,
 ) -> KMeansResult {
     let k = config.n_clusters;
-    let subsample = subsample(points, norms, dim, config, rng);
-    let (train, train_norms) = match &subsample {
-        Some((rows, row_norms)) => (rows.as_slice(), row_norms.as_slice()),
-        None => (points, norms),
-    };
+    let kernel = config.assignment_kernel;
+    let subsample = subsample(points, dim, config, rng);
+    let train = subsample.as_deref().unwrap_or(points);
     let n_train = train.len() / dim;
 
     let mut centroids = match &config.initial_centroids {
         Some(initial) => initial.clone(),
-        None => initialise(train, train_norms, dim, k, config.init, rng),
+        None => initialise(train, dim, k, config.init, kernel, rng),
     };
     let mut assignments = vec![0u32; n_train];
     let mut distances = vec![0.0f32; n_train];
     let mut iterations = Vec::with_capacity(config.max_n_iterations);
     for iteration in 0..config.max_n_iterations {
         let start = Instant::now();
-        let objective = assign_into(
-            train,
-            train_norms,
-            dim,
-            &centroids,
-            &mut assignments,
-            &mut distances,
-        );
+        let prepared = PreparedCentroids::new(&centroids, dim, kernel);
+        let objective = assign_into(train, dim, &prepared, &mut assignments, &mut distances);
         let mut sizes = update_centroids(train, dim, &assignments, &mut centroids);
         let imbalance_factor = imbalance_factor(&sizes, n_train);
         let n_splits = split_empty_clusters(&mut centroids, &mut sizes, dim, rng);
@@ -318,14 +333,8 @@ fn run_once(
     let n_points = points.len() / dim;
     let mut assignments = vec![0u32; n_points];
     let mut distances = vec![0.0f32; n_points];
-    let objective = assign_into(
-        points,
-        norms,
-        dim,
-        &centroids,
-        &mut assignments,
-        &mut distances,
-    );
+    let prepared = PreparedCentroids::new(&centroids, dim, kernel);
+    let objective = assign_into(points, dim, &prepared, &mut assignments, &mut distances);
     let mut cluster_sizes = vec![0usize; k];
     assignments
         .iter()
@@ -341,19 +350,18 @@ fn run_once(
     }
 }
 
-/// Draws `n_clusters * max_points_per_centroid` rows (and their norms) when the input is
-/// larger than that; `None` means train on all points.
+/// Draws `n_clusters * max_points_per_centroid` rows when the input is larger than that;
+/// `None` means train on all points.
 fn subsample(
     points: &[f32],
-    norms: &[f32],
     dim: usize,
     config: &KMeansConfig,
     rng: &mut ChaCha8Rng,
-) -> Option<(Vec<f32>, Vec<f32>)> {
+) -> Option<Vec<f32>> {
     let max_points = config
         .n_clusters
         .saturating_mul(config.max_points_per_centroid?);
-    let n_points = norms.len();
+    let n_points = points.len() / dim;
     if n_points <= max_points {
         return None;
     }
@@ -365,195 +373,10 @@ fn subsample(
     let mut indices = rand::seq::index::sample(rng, n_points, max_points).into_vec();
     indices.sort_unstable();
     let mut rows = Vec::with_capacity(max_points * dim);
-    let mut row_norms = Vec::with_capacity(max_points);
     for i in indices {
         rows.extend_from_slice(&points[i * dim..(i + 1) * dim]);
-        row_norms.push(norms[i]);
     }
-    Some((rows, row_norms))
-}
-
-fn initialise(
-    points: &[f32],
-    norms: &[f32],
-    dim: usize,
-    k: usize,
-    init: Init,
-    rng: &mut ChaCha8Rng,
-) -> Vec<f32> {
-    match init {
-        Init::RandomPoints => {
-            let indices = rand::seq::index::sample(rng, norms.len(), k);
-            let mut centroids = Vec::with_capacity(k * dim);
-            for i in indices {
-                centroids.extend_from_slice(&points[i * dim..(i + 1) * dim]);
-            }
-            centroids
-        }
-        Init::KMeansPlusPlus => kmeans_plus_plus(points, dim, k, rng),
-    }
-}
-
-/// k-means++ seeding with squared-distance weights.
-fn kmeans_plus_plus(points: &[f32], dim: usize, k: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let n_points = points.len() / dim;
-    let mut centroids = Vec::with_capacity(k * dim);
-    let mut chosen = rng.random_range(0..n_points);
-    let mut nearest = vec![f32::INFINITY; n_points];
-    for _ in 0..k {
-        let centroid = &points[chosen * dim..(chosen + 1) * dim];
-        centroids.extend_from_slice(centroid);
-        nearest
-            .par_iter_mut()
-            .zip(points.par_chunks(dim))
-            .for_each(|(d, row)| {
-                let distance: f32 = row
-                    .iter()
-                    .zip(centroid)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                *d = d.min(distance);
-            });
-        let total = fixed_order_sum(&nearest);
-        chosen = if total > 0.0 {
-            let target = rng.random::<f64>() * total;
-            let mut cumulative = 0.0f64;
-            nearest
-                .iter()
-                .position(|&d| {
-                    cumulative += f64::from(d);
-                    cumulative > target
-                })
-                .unwrap_or(n_points - 1)
-        } else {
-            // Every point coincides with a chosen centroid, so any point is as good.
-            rng.random_range(0..n_points)
-        };
-    }
-    centroids
-}
-
-/// Writes the nearest centroid and its squared distance for every point and returns the
-/// sum of those distances, added block by block in a fixed order.
-fn assign_into(
-    points: &[f32],
-    norms: &[f32],
-    dim: usize,
-    centroids: &[f32],
-    assignments: &mut [u32],
-    distances: &mut [f32],
-) -> f64 {
-    let centroid_norms = squared_row_norms(centroids, dim);
-    let partial_sums: Vec<f64> = assignments
-        .par_chunks_mut(ROW_BLOCK)
-        .zip(distances.par_chunks_mut(ROW_BLOCK))
-        .enumerate()
-        .map_init(
-            || vec![0.0f32; ROW_BLOCK * CENTROID_TILE],
-            |products, (block, (block_assignments, block_distances))| {
-                let start = block * ROW_BLOCK;
-                let rows = block_assignments.len();
-                let block_points = &points[start * dim..(start + rows) * dim];
-                let block = BlockOutput {
-                    assignments: block_assignments,
-                    distances: block_distances,
-                };
-                assign_block(
-                    block_points,
-                    dim,
-                    centroids,
-                    &centroid_norms,
-                    products,
-                    block,
-                );
-                let block_norms = &norms[start..start + rows];
-                finish_block_distances(block_norms, block_distances)
-            },
-        )
-        .collect();
-    partial_sums.iter().sum()
-}
-
-struct BlockOutput<'a> {
-    assignments: &'a mut [u32],
-    distances: &'a mut [f32],
-}
-
-/// Fills `output` with the nearest centroid and `‖c‖² − 2x·c` (the distance without `‖x‖²`)
-/// for each row of `block_points`, tiling the centroids to bound the scratch buffer.
-fn assign_block(
-    block_points: &[f32],
-    dim: usize,
-    centroids: &[f32],
-    centroid_norms: &[f32],
-    products: &mut [f32],
-    output: BlockOutput<'_>,
-) {
-    let rows = output.assignments.len();
-    output.distances.fill(f32::INFINITY);
-    output.assignments.fill(0);
-    let tiles = centroids
-        .chunks(CENTROID_TILE * dim)
-        .zip(centroid_norms.chunks(CENTROID_TILE));
-    for (tile_index, (tile, tile_norms)) in tiles.enumerate() {
-        let tile_start = tile_index * CENTROID_TILE;
-        let width = tile_norms.len();
-        let products = &mut products[..rows * width];
-        matmul_a_bt(block_points, tile, products, rows, width, dim);
-        for (row, dots) in products.chunks_exact_mut(width).enumerate() {
-            let (index, value) = nearest_in_row(dots, tile_norms);
-            if value < output.distances[row] {
-                output.distances[row] = value;
-                output.assignments[row] = (tile_start + index) as u32;
-            }
-        }
-    }
-}
-
-/// Returns the lowest index `j` minimising `norms[j] − 2·dots[j]`, and that value.
-///
-/// Keeps eight independent running minima so that the compiler can vectorise the loop.
-fn nearest_in_row(dots: &[f32], norms: &[f32]) -> (usize, f32) {
-    const LANES: usize = 8;
-    let mut best = [f32::INFINITY; LANES];
-    let mut best_index = [0usize; LANES];
-    let full = dots.len() / LANES * LANES;
-    for start in (0..full).step_by(LANES) {
-        for lane in 0..LANES {
-            let value = norms[start + lane] - 2.0 * dots[start + lane];
-            if value < best[lane] {
-                best[lane] = value;
-                best_index[lane] = start + lane;
-            }
-        }
-    }
-    let (mut index, mut value) = (usize::MAX, f32::INFINITY);
-    for lane in 0..LANES {
-        if best[lane] < value || (best[lane] == value && best_index[lane] < index) {
-            (index, value) = (best_index[lane], best[lane]);
-        }
-    }
-    for j in full..dots.len() {
-        let candidate = norms[j] - 2.0 * dots[j];
-        if candidate < value {
-            (index, value) = (j, candidate);
-        }
-    }
-    // Only reachable when every value is +inf; any index is then as near as another.
-    if index == usize::MAX {
-        index = 0;
-    }
-    (index, value)
-}
-
-/// Adds `‖x‖²` to the partial distances, clamps at 0 and returns their `f64` sum.
-fn finish_block_distances(norms: &[f32], distances: &mut [f32]) -> f64 {
-    let mut sum = 0.0f64;
-    for (d, &norm) in distances.iter_mut().zip(norms) {
-        *d = (*d + norm).max(0.0);
-        sum += f64::from(*d);
-    }
-    sum
+    Some(rows)
 }
 
 /// Replaces each centroid by the mean of its assigned points and returns the cluster sizes.
@@ -590,12 +413,7 @@ fn update_centroids(
                 return;
             }
             sum.fill(0.0);
-            for &point in cluster_members {
-                let row = &points[point * dim..(point + 1) * dim];
-                sum.iter_mut()
-                    .zip(row)
-                    .for_each(|(s, &v)| *s += f64::from(v));
-            }
+            add_rows(points, dim, cluster_members, sum);
             let count = cluster_members.len() as f64;
             centroid
                 .iter_mut()
@@ -604,6 +422,49 @@ fn update_centroids(
         },
     );
     sizes
+}
+
+/// Adds the rows `members` of `points` to `sum` in `f64`, in the order given. The AVX-512
+/// variant runs the same additions in the same order, so both give the same sums.
+fn add_rows(points: &[f32], dim: usize, members: &[usize], sum: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F, checked just above.
+        unsafe { add_rows_avx512(points, dim, members, sum) };
+        return;
+    }
+    add_rows_portable(points, dim, members, sum);
+}
+
+/// The rows are scattered over `points`, so the row needed four members ahead is
+/// prefetched while the current one is added.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_rows_avx512(points: &[f32], dim: usize, members: &[usize], sum: &mut [f64]) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+
+    const AHEAD: usize = 4;
+    const LINE_FLOATS: usize = 16;
+    for (i, &point) in members.iter().enumerate() {
+        if let Some(&ahead) = members.get(i + AHEAD) {
+            let row = &points[ahead * dim..(ahead + 1) * dim];
+            for offset in (0..dim).step_by(LINE_FLOATS) {
+                // SAFETY: `offset < dim`, so the address lies inside `row`.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(offset).cast()) };
+            }
+        }
+        add_rows_portable(points, dim, std::slice::from_ref(&point), sum);
+    }
+}
+
+#[inline(always)]
+fn add_rows_portable(points: &[f32], dim: usize, members: &[usize], sum: &mut [f64]) {
+    for &point in members {
+        let row = &points[point * dim..(point + 1) * dim];
+        sum.iter_mut()
+            .zip(row)
+            .for_each(|(s, &v)| *s += f64::from(v));
+    }
 }
 
 /// Re-seeds every empty cluster from a donor drawn with probability proportional to
@@ -648,21 +509,4 @@ fn split_empty_clusters(
 fn imbalance_factor(sizes: &[usize], n_points: usize) -> f64 {
     let sum_of_squares: f64 = sizes.iter().map(|&s| (s as f64) * (s as f64)).sum();
     sizes.len() as f64 * sum_of_squares / (n_points as f64 * n_points as f64)
-}
-
-fn squared_row_norms(points: &[f32], dim: usize) -> Vec<f32> {
-    points
-        .par_chunks(dim)
-        .map(|row| row.iter().map(|&v| v * v).sum())
-        .collect()
-}
-
-/// Sums `values` in `f64`, block by block in a fixed order, so the result does not depend
-/// on the number of threads.
-fn fixed_order_sum(values: &[f32]) -> f64 {
-    let partial_sums: Vec<f64> = values
-        .par_chunks(SUM_BLOCK)
-        .map(|block| block.iter().map(|&v| f64::from(v)).sum())
-        .collect();
-    partial_sums.iter().sum()
 }

@@ -25,18 +25,23 @@
 //! # Ok::<(), deepcluster::cluster::ClusterError>(())
 //! ```
 
+mod assign;
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod error;
 mod gemm;
+mod init;
 mod kmeans;
 mod metrics;
 mod pca;
 mod pic;
 mod tensor;
 
+pub use assign::AssignmentKernel;
 pub use error::ClusterError;
 pub use kmeans::{
     FAISS_DEFAULT_MAX_ITERATIONS, FAISS_MIN_POINTS_PER_CENTROID, Init, IterationStats,
-    KMeansConfig, KMeansResult, SPLIT_PERTURBATION, assign, kmeans,
+    KMeansConfig, KMeansResult, SPLIT_PERTURBATION, assign, initial_centroids, kmeans,
 };
 pub use metrics::{
     ClusteringAccuracy, ContingencyTable, NmiNormalization, adjusted_rand_index,
