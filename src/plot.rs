@@ -101,7 +101,7 @@ pub fn draw_bar_chart(
 }
 
 /// Draws a grouped bar chart: one group per category, one bar per series in each group, with
-/// the value printed above each bar. `y_max` fixes the top of the axis (for example 1.0 for
+/// the value printed above each bar. A NaN value draws no bar. `y_max` fixes the top of the axis (for example 1.0 for
 /// accuracies); `None` uses the largest value plus a margin.
 pub fn draw_grouped_bar_chart(
     title: &str,
@@ -145,7 +145,14 @@ pub fn draw_grouped_bar_chart(
         for (index, one) in series.iter().enumerate() {
             let color = PALETTE[index % PALETTE.len()];
             let left = |category: usize| category as f64 + 0.1 + index as f64 * bar_width;
-            let bars = one.values.iter().enumerate().map(|(category, &value)| {
+            let present = || {
+                one.values
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .filter(|(_, value)| !value.is_nan())
+            };
+            let bars = present().map(|(category, value)| {
                 Rectangle::new(
                     [(left(category), 0.0), (left(category) + bar_width, value)],
                     color.filled(),
@@ -157,7 +164,7 @@ pub fn draw_grouped_bar_chart(
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
                 });
-            let numbers = one.values.iter().enumerate().map(|(category, &value)| {
+            let numbers = present().map(|(category, value)| {
                 let center = left(category) + bar_width / 2.0;
                 Text::new(format!("{value:.2}"), (center, value), value_style.clone())
             });

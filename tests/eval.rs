@@ -144,8 +144,9 @@ fn eval_linear_and_cluster_on_trained_run() {
         serde_json::from_slice(&std::fs::read(dir.path().join("run/eval/linear.json")).unwrap())
             .unwrap();
     let rows = json["rows"].as_array().unwrap();
-    // Two layers, two models (trained and random), two protocols.
-    assert_eq!(rows.len(), 8);
+    // Two layers, two models (trained and random), two protocols, then the pixels baseline
+    // under both protocols.
+    assert_eq!(rows.len(), 10);
     for row in rows {
         let top1 = row["top1"].as_f64().unwrap();
         // Ten classes: a probe on any of these features beats chance by far.
@@ -154,6 +155,7 @@ fn eval_linear_and_cluster_on_trained_run() {
     }
     assert!(rows.iter().any(|r| r["model"] == "trained"));
     assert!(rows.iter().any(|r| r["model"] == "random"));
+    assert_eq!(rows.iter().filter(|r| r["model"] == "pixels").count(), 2);
     assert!(dir.path().join("run/eval/linear.png").is_file());
     let table = String::from_utf8_lossy(&linear.stdout);
     assert!(table.contains("conv5"), "{table}");
@@ -302,7 +304,7 @@ fn model_random_scores_only_the_random_network() {
     );
     assert_success(&linear);
     let names = row_names(&dir.path().join("run/eval/linear-random.json"), "model");
-    assert_eq!(names, ["random"]);
+    assert_eq!(names, ["random", "pixels"]);
     assert!(!dir.path().join("run/eval/linear.json").exists());
 
     let cluster = deepcluster(

@@ -7,6 +7,7 @@ use anyhow::anyhow;
 use clap::Args;
 use deepcluster::cluster::{Pca, PcaConfig};
 use deepcluster::data::Dataset;
+use deepcluster::preprocess::{Normalization, eval_batch};
 use deepcluster::eval::linear::{
     PCA_INPUT_TARGET_DIM, POOLED_TARGET_DIM, Pooling, ProbeSettings, layer_shape, top1_accuracy,
     train_linear_classifier,
@@ -151,11 +152,21 @@ pub fn run(args: LinearArgs) -> Result<(), Failure> {
             rows.extend(probe.layer(name, loaded, layer)?);
         }
     }
+    rows.extend(probe.pixels()?);
     print_table(&rows);
     match out {
         Some(out) => write_outputs(&out, &args, &train, &test, &settings, &rows),
         None => Ok(()),
     }
+}
+
+/// Training and test features of one probe, `[n_images, dim]` each.
+struct Features<'a> {
+    train: &'a [f32],
+    test: &'a [f32],
+    dim: usize,
+    /// Pooling and reduction applied to the layer, as printed in the table.
+    description: String,
 }
 
 /// What every probe of one invocation shares.
@@ -186,53 +197,116 @@ impl Probe<'_> {
             tracing::info!("{model} {layer}: pooling {}", pooling.describe());
             let started = Instant::now();
             let (train_x, test_x) = self.features(loaded, layer, &pooling)?;
-            let classifier = train_linear_classifier(
-                &train_x,
-                pooling.dim(),
-                self.train_labels,
-                self.n_classes,
-                self.settings,
-            );
-            rows.push(ProbeRow {
-                model: model.to_owned(),
-                layer: layer.to_owned(),
-                protocol: "pooled",
-                pooling: pooling.describe(),
-                input_dim: pooling.dim(),
-                top1: top1_accuracy(&classifier.predict(&test_x), self.test_labels),
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            let features = Features {
+                train: &train_x,
+                test: &test_x,
+                dim: pooling.dim(),
+                description: pooling.describe(),
+            };
+            rows.push(self.pooled_row(model, layer, &features, started));
         }
         if self.args.protocol != "pooled" {
             let pooling = Pooling::choose(shape, PCA_INPUT_TARGET_DIM);
             let started = Instant::now();
             let (train_x, test_x) = self.features(loaded, layer, &pooling)?;
-            let config = PcaConfig {
-                output_dim: self.args.pca_dim,
-                whiten: true,
-                max_fit_points: None,
-                seed: self.args.seed,
+            let features = Features {
+                train: &train_x,
+                test: &test_x,
+                dim: pooling.dim(),
+                description: pooling.describe(),
             };
-            let pca = Pca::fit(&train_x, pooling.dim(), &config).map_err(Failure::bad_input)?;
-            let (train_x, test_x) = (pca.transform(&train_x), pca.transform(&test_x));
-            let classifier = train_linear_classifier(
-                &train_x,
-                pca.output_dim(),
-                self.train_labels,
-                self.n_classes,
-                self.settings,
-            );
-            rows.push(ProbeRow {
-                model: model.to_owned(),
-                layer: layer.to_owned(),
-                protocol: "pca",
-                pooling: format!("{}, PCA to {}", pooling.describe(), pca.output_dim()),
-                input_dim: pca.output_dim(),
-                top1: top1_accuracy(&classifier.predict(&test_x), self.test_labels),
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            rows.push(self.pca_row(model, layer, &features, started)?);
         }
         Ok(rows)
+    }
+
+    /// Runs the chosen protocols on the normalised pixels themselves, the baseline that a
+    /// learned representation has to beat.
+    fn pixels(&self) -> Result<Vec<ProbeRow>, Failure> {
+        let started = Instant::now();
+        let normalization = Normalization::from_dataset(self.train);
+        let all = |dataset: &Dataset| {
+            let indices: Vec<usize> = (0..dataset.len()).collect();
+            eval_batch(dataset, &indices, &normalization)
+        };
+        let (train_x, test_x) = (all(self.train), all(self.test));
+        let dim = self.train.image_len();
+        let features = Features {
+            train: &train_x,
+            test: &test_x,
+            dim,
+            description: format!("none ({dim} pixels)"),
+        };
+        let mut rows = Vec::new();
+        if self.args.protocol != "pca" {
+            rows.push(self.pooled_row("pixels", "input", &features, started));
+        }
+        if self.args.protocol != "pooled" {
+            let started = Instant::now();
+            rows.push(self.pca_row("pixels", "input", &features, started)?);
+        }
+        Ok(rows)
+    }
+
+    /// Trains the SGD probe on the features as they are.
+    fn pooled_row(
+        &self,
+        model: &str,
+        layer: &str,
+        features: &Features<'_>,
+        started: Instant,
+    ) -> ProbeRow {
+        let classifier = train_linear_classifier(
+            features.train,
+            features.dim,
+            self.train_labels,
+            self.n_classes,
+            self.settings,
+        );
+        ProbeRow {
+            model: model.to_owned(),
+            layer: layer.to_owned(),
+            protocol: "pooled",
+            pooling: features.description.clone(),
+            input_dim: features.dim,
+            top1: top1_accuracy(&classifier.predict(features.test), self.test_labels),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Reduces the features with a whitened PCA fitted on the training split, then trains the
+    /// logistic regression.
+    fn pca_row(
+        &self,
+        model: &str,
+        layer: &str,
+        features: &Features<'_>,
+        started: Instant,
+    ) -> Result<ProbeRow, Failure> {
+        let config = PcaConfig {
+            output_dim: self.args.pca_dim,
+            whiten: true,
+            max_fit_points: None,
+            seed: self.args.seed,
+        };
+        let pca = Pca::fit(features.train, features.dim, &config).map_err(Failure::bad_input)?;
+        let (train_x, test_x) = (pca.transform(features.train), pca.transform(features.test));
+        let classifier = train_linear_classifier(
+            &train_x,
+            pca.output_dim(),
+            self.train_labels,
+            self.n_classes,
+            self.settings,
+        );
+        Ok(ProbeRow {
+            model: model.to_owned(),
+            layer: layer.to_owned(),
+            protocol: "pca",
+            pooling: format!("{}, PCA to {}", features.description, pca.output_dim()),
+            input_dim: pca.output_dim(),
+            top1: top1_accuracy(&classifier.predict(&test_x), self.test_labels),
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
 
     /// Pooled features of the training and test splits.
@@ -323,19 +397,28 @@ fn write_outputs(
     write_json(out, &report)?;
 
     let mut layers: Vec<String> = Vec::new();
-    let mut series: Vec<BarSeries> = Vec::new();
     for row in rows {
         if !layers.contains(&row.layer) {
             layers.push(row.layer.clone());
         }
+    }
+    // One value per layer in every series; NaN draws no bar where a series lacks the layer
+    // (the pixels have only `input`).
+    let mut series: Vec<BarSeries> = Vec::new();
+    for row in rows {
         let name = format!("{} {}", row.model, row.protocol);
-        match series.iter_mut().find(|s| s.name == name) {
-            Some(one) => one.values.push(row.top1),
-            None => series.push(BarSeries {
-                name,
-                values: vec![row.top1],
-            }),
-        }
+        let position = layers.iter().position(|l| *l == row.layer).unwrap_or(0);
+        let index = match series.iter().position(|s| s.name == name) {
+            Some(index) => index,
+            None => {
+                series.push(BarSeries {
+                    name,
+                    values: vec![f64::NAN; layers.len()],
+                });
+                series.len() - 1
+            }
+        };
+        series[index].values[position] = row.top1;
     }
     let chart = draw_grouped_bar_chart(
         "Linear probe top-1 accuracy",
