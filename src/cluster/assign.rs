@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::gemm::matmul_a_bt;
+use super::update::ClusterSums;
 
 /// Points per parallel block. Per-block objective sums are added in block order, so the
 /// objective does not depend on the number of threads or on the kernel.
@@ -26,7 +27,7 @@ pub(crate) const ROW_BLOCK: usize = 256;
 const CENTROID_TILE: usize = 1024;
 
 /// Lanes of the fixed-order sum in [`squared_distance`].
-const DISTANCE_LANES: usize = 16;
+const DISTANCE_LANES: usize = 64;
 
 /// Screening used by the assignment step. Every choice gives the same assignments and
 /// distances; they differ only in speed.
@@ -41,8 +42,8 @@ pub enum AssignmentKernel {
 }
 
 /// Squared Euclidean distance `Σ (xᵢ − cᵢ)²` in `f32`, summed in a fixed order: lane
-/// `i mod 16` accumulates coordinate `i`, then the lanes are added pairwise (lane `l` gets
-/// lane `l + 8`, then `l + 4`, `l + 2` and `l + 1`). Every assignment path computes final
+/// `i mod 64` accumulates coordinate `i`, then the lanes are added pairwise (lane `l` gets
+/// lane `l + 32`, then `l + 16`, and so on down to `l + 1`). Every assignment path computes final
 /// distances with this function, so they agree bit for bit. The AVX-512 variant performs
 /// the same roundings as the portable one.
 pub(crate) fn squared_distance(x: &[f32], c: &[f32]) -> f32 {
@@ -78,9 +79,11 @@ fn squared_distance_portable(x: &[f32], c: &[f32]) -> f32 {
 fn squared_distance_avx512(x: &[f32], c: &[f32]) -> f32 {
     use std::arch::x86_64::*;
 
-    let mut sum = _mm512_setzero_ps();
-    for (xs, cs) in x.chunks(DISTANCE_LANES).zip(c.chunks(DISTANCE_LANES)) {
-        let mask: __mmask16 = if xs.len() == DISTANCE_LANES {
+    // Four vectors of 16 lanes: `sums[v]` holds lanes `16v..16v + 16`.
+    let mut sums = [_mm512_setzero_ps(); 4];
+    for (chunk, (xs, cs)) in x.chunks(16).zip(c.chunks(16)).enumerate() {
+        let vector = chunk % 4;
+        let mask: __mmask16 = if xs.len() == 16 {
             0xFFFF
         } else {
             (1u16 << xs.len()) - 1
@@ -93,8 +96,12 @@ fn squared_distance_avx512(x: &[f32], c: &[f32]) -> f32 {
                 _mm512_maskz_loadu_ps(mask, cs.as_ptr()),
             )
         };
-        sum = _mm512_add_ps(sum, _mm512_mul_ps(difference, difference));
+        sums[vector] = _mm512_add_ps(sums[vector], _mm512_mul_ps(difference, difference));
     }
+    let sum = _mm512_add_ps(
+        _mm512_add_ps(sums[0], sums[2]),
+        _mm512_add_ps(sums[1], sums[3]),
+    );
     let eight = _mm256_add_ps(
         _mm512_castps512_ps256(sum),
         _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(sum))),
@@ -241,13 +248,15 @@ struct Scratch {
 }
 
 /// Writes the nearest centroid and its squared distance for every point and returns the
-/// sum of those distances, added block by block in a fixed order.
+/// sum of those distances, added block by block in a fixed order. With `sums`, also adds
+/// each point to the sums of its cluster.
 pub(crate) fn assign_into(
     points: &[f32],
     dim: usize,
     centroids: &PreparedCentroids<'_>,
     assignments: &mut [u32],
     distances: &mut [f32],
+    sums: Option<&ClusterSums>,
 ) -> f64 {
     let partial_sums: Vec<f64> = assignments
         .par_chunks_mut(ROW_BLOCK)
@@ -263,10 +272,13 @@ pub(crate) fn assign_into(
                 resolve_block(
                     block_points,
                     centroids,
-                    &mut scratch.screen,
+                    &scratch.screen,
                     block_assignments,
                     block_distances,
                 );
+                if let Some(sums) = sums {
+                    sums.add_block(block_points, block_assignments);
+                }
                 block_distances.iter().map(|&d| f64::from(d)).sum::<f64>()
             },
         )
@@ -368,53 +380,48 @@ fn max_score(dots: &[f32], biases: &[f32]) -> f32 {
 fn resolve_block(
     block_points: &[f32],
     centroids: &PreparedCentroids<'_>,
-    screen: &mut Screen,
+    screen: &Screen,
     assignments: &mut [u32],
     distances: &mut [f32],
 ) {
     let dim = centroids.dim;
-    let Screen {
-        best,
-        slack,
-        candidates,
-    } = screen;
-    candidates.retain(|c| c.score >= best[c.row as usize] - slack[c.row as usize]);
-    candidates.sort_unstable_by_key(|c| (c.row, c.centroid));
-
-    let mut next = 0;
-    for (row, point) in block_points.chunks_exact(dim).enumerate() {
-        let start = next;
-        while next < candidates.len() && candidates[next].row as usize == row {
-            next += 1;
+    let point = |row: usize| &block_points[row * dim..(row + 1) * dim];
+    let screened = |row: usize| screen.best[row].is_finite() && screen.slack[row].is_finite();
+    assignments.fill(u32::MAX);
+    distances.fill(f32::INFINITY);
+    for candidate in &screen.candidates {
+        let row = candidate.row as usize;
+        if candidate.score < screen.best[row] - screen.slack[row] || !screened(row) {
+            continue;
         }
-        let nearest = if best[row].is_finite() && slack[row].is_finite() && next > start {
-            nearest_of(
-                point,
-                centroids,
-                candidates[start..next].iter().map(|c| c.centroid),
-            )
-        } else {
-            nearest_of(point, centroids, 0..centroids.n_clusters as u32)
-        };
-        (assignments[row], distances[row]) = nearest;
+        let distance =
+            squared_distance(point(row), centroids.centroid(candidate.centroid as usize));
+        if is_nearer(
+            (candidate.centroid, distance),
+            (assignments[row], distances[row]),
+        ) {
+            (assignments[row], distances[row]) = (candidate.centroid, distance);
+        }
+    }
+    for row in 0..assignments.len() {
+        if !screened(row) {
+            let mut nearest = (u32::MAX, f32::INFINITY);
+            for (index, centroid) in centroids.data.chunks_exact(dim).enumerate() {
+                let distance = squared_distance(point(row), centroid);
+                if is_nearer((index as u32, distance), nearest) {
+                    nearest = (index as u32, distance);
+                }
+            }
+            (assignments[row], distances[row]) = nearest;
+        }
+        debug_assert!(assignments[row] != u32::MAX, "point {row} has no candidate");
     }
 }
 
-/// Returns the centroid among `indices` (ascending) with the smallest squared distance to
-/// `point`, the first on ties, and that distance.
-fn nearest_of(
-    point: &[f32],
-    centroids: &PreparedCentroids<'_>,
-    indices: impl Iterator<Item = u32>,
-) -> (u32, f32) {
-    let mut nearest: Option<(u32, f32)> = None;
-    for index in indices {
-        let distance = squared_distance(point, centroids.centroid(index as usize));
-        if nearest.is_none_or(|(_, smallest)| distance < smallest) {
-            nearest = Some((index, distance));
-        }
-    }
-    nearest.unwrap_or((0, f32::INFINITY))
+/// Whether centroid `a` (index, distance) beats `b`: a smaller distance, or an equal one and
+/// a lower index. An index of `u32::MAX` means no centroid yet.
+fn is_nearer(a: (u32, f32), b: (u32, f32)) -> bool {
+    b.0 == u32::MAX || a.1 < b.1 || (a.1 == b.1 && a.0 < b.0)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 
 use std::arch::x86_64::*;
 
+use rayon::prelude::*;
+
 use super::assign::{PreparedCentroids, Screen, rounding_slack};
 
 /// Points per register block of the product kernel.
@@ -67,26 +69,14 @@ impl PackedCentroids {
         let n_tiles = n_clusters.div_ceil(TILE);
         let mut tiles = vec![0u32; n_tiles * pairs * TILE];
         let mut biases = vec![0.0f32; n_tiles * TILE];
-        let mut max_rounding = 0.0f64;
-        for (index, centroid) in data.chunks_exact(dim).enumerate() {
-            let (tile, lane) = (index / TILE, index % TILE);
-            let base = tile * pairs * TILE + lane;
-            let mut rounding = 0.0f64;
-            let mut norm = 0.0f64;
-            for p in 0..pairs {
-                let low = centroid[2 * p];
-                let high = centroid.get(2 * p + 1).copied().unwrap_or(0.0);
-                let (low_bf16, high_bf16) = (to_bf16(low), to_bf16(high));
-                tiles[base + p * TILE] = u32::from(low_bf16) | (u32::from(high_bf16) << 16);
-                for (value, rounded) in [(low, low_bf16), (high, high_bf16)] {
-                    let error = f64::from(value) - f64::from(from_bf16(rounded));
-                    rounding += error * error;
-                    norm += f64::from(value) * f64::from(value);
-                }
-            }
-            biases[index] = (-0.5 * norm) as f32;
-            max_rounding = max_rounding.max(rounding);
-        }
+        let max_rounding = tiles
+            .par_chunks_mut(pairs * TILE)
+            .zip(biases.par_chunks_mut(TILE))
+            .zip(data.par_chunks(TILE * dim))
+            .map(|((tile, tile_biases), tile_data)| {
+                pack_tile(tile_data, dim, pairs, tile, tile_biases)
+            })
+            .reduce(|| 0.0f64, f64::max);
         Some(Self {
             tiles,
             n_tiles,
@@ -95,6 +85,30 @@ impl PackedCentroids {
             max_rounding_norm: (max_rounding.sqrt() * (1.0 + 1e-6)) as f32,
         })
     }
+}
+
+/// Packs up to `TILE` centroids (`data`, `[n, dim]`) into one tile, writes `−½‖c‖²` for each
+/// and returns the largest squared rounding norm `‖c − c̃‖²`.
+fn pack_tile(data: &[f32], dim: usize, pairs: usize, tile: &mut [u32], biases: &mut [f32]) -> f64 {
+    let mut max_rounding = 0.0f64;
+    for (lane, centroid) in data.chunks_exact(dim).enumerate() {
+        let mut rounding = 0.0f64;
+        let mut norm = 0.0f64;
+        for p in 0..pairs {
+            let low = centroid[2 * p];
+            let high = centroid.get(2 * p + 1).copied().unwrap_or(0.0);
+            let (low_bf16, high_bf16) = (to_bf16(low), to_bf16(high));
+            tile[p * TILE + lane] = u32::from(low_bf16) | (u32::from(high_bf16) << 16);
+            for (value, rounded) in [(low, low_bf16), (high, high_bf16)] {
+                let error = f64::from(value) - f64::from(from_bf16(rounded));
+                rounding += error * error;
+                norm += f64::from(value) * f64::from(value);
+            }
+        }
+        biases[lane] = (-0.5 * norm) as f32;
+        max_rounding = max_rounding.max(rounding);
+    }
+    max_rounding
 }
 
 /// Per-thread buffers: the block's points as bf16 pairs.
@@ -370,16 +384,18 @@ fn offer_tile<const Q: usize>(
     }
     screen.best[row] = screen.best[row].max(_mm512_reduce_max_ps(tile_best));
     let threshold = screen.threshold(row);
+    let threshold_vector = _mm512_set1_ps(threshold);
     for q in 0..Q {
+        let mut bits = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(masks[q], scores[q], threshold_vector);
+        if bits == 0 {
+            continue;
+        }
         let mut values = [0.0f32; 16];
         // SAFETY: `values` has room for 16 floats.
         unsafe { _mm512_storeu_ps(values.as_mut_ptr(), scores[q]) };
-        let mut bits = masks[q];
         while bits != 0 {
             let lane = bits.trailing_zeros() as usize;
-            if values[lane] >= threshold {
-                screen.push(row, first_centroid + 16 * q + lane, values[lane]);
-            }
+            screen.push(row, first_centroid + 16 * q + lane, values[lane]);
             bits &= bits - 1;
         }
     }

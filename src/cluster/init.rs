@@ -72,7 +72,7 @@ impl Weights {
     ) {
         let (assignments, distances) = buffers;
         let prepared = PreparedCentroids::new(new_centroids, dim, kernel);
-        assign_into(points, dim, &prepared, assignments, distances);
+        assign_into(points, dim, &prepared, assignments, distances, None);
         self.nearest
             .par_iter_mut()
             .zip(distances.par_iter())

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::assign::{AssignmentKernel, PreparedCentroids, assign_into};
 use super::check_points;
 use super::error::ClusterError;
 use super::init::initialise;
+use super::update::ClusterSums;
 
 /// Default number of Lloyd iterations, as `niter` in faiss's `ClusteringParameters`
 /// (faiss 1.x). DeepCluster keeps it.
@@ -287,7 +287,14 @@ pub fn assign(points: &[f32], dim: usize, centroids: &[f32]) -> (Vec<u32>, Vec<f
     let mut distances = vec![0.0f32; n_points];
     if n_points > 0 {
         let prepared = PreparedCentroids::new(centroids, dim, AssignmentKernel::Auto);
-        assign_into(points, dim, &prepared, &mut assignments, &mut distances);
+        assign_into(
+            points,
+            dim,
+            &prepared,
+            &mut assignments,
+            &mut distances,
+            None,
+        );
     }
     (assignments, distances)
 }
@@ -312,12 +319,21 @@ fn run_once(
     };
     let mut assignments = vec![0u32; n_train];
     let mut distances = vec![0.0f32; n_train];
+    let mut sums = ClusterSums::new(train, dim, k);
     let mut iterations = Vec::with_capacity(config.max_n_iterations);
     for iteration in 0..config.max_n_iterations {
         let start = Instant::now();
+        sums.clear();
         let prepared = PreparedCentroids::new(&centroids, dim, kernel);
-        let objective = assign_into(train, dim, &prepared, &mut assignments, &mut distances);
-        let mut sizes = update_centroids(train, dim, &assignments, &mut centroids);
+        let objective = assign_into(
+            train,
+            dim,
+            &prepared,
+            &mut assignments,
+            &mut distances,
+            Some(&sums),
+        );
+        let mut sizes = sums.update_centroids(&mut centroids);
         let imbalance_factor = imbalance_factor(&sizes, n_train);
         let n_splits = split_empty_clusters(&mut centroids, &mut sizes, dim, rng);
         let stats = IterationStats {
@@ -334,7 +350,14 @@ fn run_once(
     let mut assignments = vec![0u32; n_points];
     let mut distances = vec![0.0f32; n_points];
     let prepared = PreparedCentroids::new(&centroids, dim, kernel);
-    let objective = assign_into(points, dim, &prepared, &mut assignments, &mut distances);
+    let objective = assign_into(
+        points,
+        dim,
+        &prepared,
+        &mut assignments,
+        &mut distances,
+        None,
+    );
     let mut cluster_sizes = vec![0usize; k];
     assignments
         .iter()
@@ -377,94 +400,6 @@ fn subsample(
         rows.extend_from_slice(&points[i * dim..(i + 1) * dim]);
     }
     Some(rows)
-}
-
-/// Replaces each centroid by the mean of its assigned points and returns the cluster sizes.
-/// Empty clusters keep their previous centroid until [`split_empty_clusters`] re-seeds them.
-///
-/// Points are bucketed per cluster by a counting sort, then each cluster is summed in `f64`
-/// in point order, in parallel over clusters, so the result does not depend on threads.
-fn update_centroids(
-    points: &[f32],
-    dim: usize,
-    assignments: &[u32],
-    centroids: &mut [f32],
-) -> Vec<usize> {
-    let k = centroids.len() / dim;
-    let mut sizes = vec![0usize; k];
-    assignments.iter().for_each(|&a| sizes[a as usize] += 1);
-    let mut offsets = Vec::with_capacity(k + 1);
-    offsets.push(0usize);
-    for &size in &sizes {
-        offsets.push(offsets.last().copied().unwrap_or(0) + size);
-    }
-    let mut cursor = offsets[..k].to_vec();
-    let mut members = vec![0usize; assignments.len()];
-    for (point, &cluster) in assignments.iter().enumerate() {
-        members[cursor[cluster as usize]] = point;
-        cursor[cluster as usize] += 1;
-    }
-
-    centroids.par_chunks_mut(dim).enumerate().for_each_init(
-        || vec![0.0f64; dim],
-        |sum, (cluster, centroid)| {
-            let cluster_members = &members[offsets[cluster]..offsets[cluster + 1]];
-            if cluster_members.is_empty() {
-                return;
-            }
-            sum.fill(0.0);
-            add_rows(points, dim, cluster_members, sum);
-            let count = cluster_members.len() as f64;
-            centroid
-                .iter_mut()
-                .zip(sum.iter())
-                .for_each(|(c, s)| *c = (s / count) as f32);
-        },
-    );
-    sizes
-}
-
-/// Adds the rows `members` of `points` to `sum` in `f64`, in the order given. The AVX-512
-/// variant runs the same additions in the same order, so both give the same sums.
-fn add_rows(points: &[f32], dim: usize, members: &[usize], sum: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F, checked just above.
-        unsafe { add_rows_avx512(points, dim, members, sum) };
-        return;
-    }
-    add_rows_portable(points, dim, members, sum);
-}
-
-/// The rows are scattered over `points`, so the row needed four members ahead is
-/// prefetched while the current one is added.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn add_rows_avx512(points: &[f32], dim: usize, members: &[usize], sum: &mut [f64]) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-
-    const AHEAD: usize = 4;
-    const LINE_FLOATS: usize = 16;
-    for (i, &point) in members.iter().enumerate() {
-        if let Some(&ahead) = members.get(i + AHEAD) {
-            let row = &points[ahead * dim..(ahead + 1) * dim];
-            for offset in (0..dim).step_by(LINE_FLOATS) {
-                // SAFETY: `offset < dim`, so the address lies inside `row`.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(offset).cast()) };
-            }
-        }
-        add_rows_portable(points, dim, std::slice::from_ref(&point), sum);
-    }
-}
-
-#[inline(always)]
-fn add_rows_portable(points: &[f32], dim: usize, members: &[usize], sum: &mut [f64]) {
-    for &point in members {
-        let row = &points[point * dim..(point + 1) * dim];
-        sum.iter_mut()
-            .zip(row)
-            .for_each(|(s, &v)| *s += f64::from(v));
-    }
 }
 
 /// Re-seeds every empty cluster from a donor drawn with probability proportional to

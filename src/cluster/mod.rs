@@ -36,6 +36,7 @@ mod metrics;
 mod pca;
 mod pic;
 mod tensor;
+mod update;
 
 pub use assign::AssignmentKernel;
 pub use error::ClusterError;
