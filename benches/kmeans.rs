@@ -10,13 +10,16 @@
 //! - `KMEANS_BENCH_N` (default 50,000), `KMEANS_BENCH_DIM` (256), `KMEANS_BENCH_PCA_DIM`
 //!   (0: no PCA, rows are only L2-normalised), `KMEANS_BENCH_K` (1,000),
 //!   `KMEANS_BENCH_ITERATIONS` (5).
+//! - `KMEANS_BENCH_KERNEL`: `auto` (default) or `f32`, the [`AssignmentKernel`].
 //!
 //! Thread counts come from `RAYON_NUM_THREADS` and `MATMUL_NUM_THREADS`. Peak memory is the
 //! process's resident high-water mark (`VmHWM` in `/proc/self/status`, Linux only).
 
 use std::time::Instant;
 
-use deepcluster::cluster::{KMeansConfig, Pca, PcaConfig, kmeans, l2_normalize_rows};
+use deepcluster::cluster::{
+    AssignmentKernel, KMeansConfig, Pca, PcaConfig, kmeans, l2_normalize_rows,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -27,6 +30,14 @@ fn setting(name: &str, default: usize) -> usize {
             .parse()
             .unwrap_or_else(|_| panic!("{name}={value} is not a non-negative integer")),
         Err(_) => default,
+    }
+}
+
+fn kernel() -> AssignmentKernel {
+    match std::env::var("KMEANS_BENCH_KERNEL").as_deref() {
+        Err(_) | Ok("auto") => AssignmentKernel::Auto,
+        Ok("f32") => AssignmentKernel::Float32,
+        Ok(other) => panic!("KMEANS_BENCH_KERNEL={other} is not auto or f32"),
     }
 }
 
@@ -87,6 +98,7 @@ fn main() {
     let config = KMeansConfig {
         max_n_iterations: n_iterations,
         initial_centroids: Some(reduced[..n_clusters * reduced_dim].to_vec()),
+        assignment_kernel: kernel(),
         ..KMeansConfig::new(n_clusters)
     };
     let start = Instant::now();
@@ -98,6 +110,7 @@ fn main() {
     let objective = result.iterations.last().map_or(f64::NAN, |s| s.objective);
     let report = serde_json::json!({
         "library": "deepcluster-rs",
+        "kernel": format!("{:?}", config.assignment_kernel),
         "n_points": n_points,
         "dim": dim,
         "pca_dim": pca_dim,

@@ -7,18 +7,25 @@ normalisation, then k-means runs a fixed number of Lloyd iterations starting fro
 k reduced points. Each library runs in its own process, so that the peak memory (resident
 high-water mark) is its own. faiss runs twice: with OpenMP's default wait policy and with
 OMP_WAIT_POLICY=PASSIVE. Prints a Markdown table with seconds for PCA, seconds per k-means
-iteration, the final objective (faiss's obj[-1]), peak memory, and the ratios of
-deepcluster-rs to faiss.
+iteration, the final objective (faiss's obj[-1]), peak memory, the ratios of each library to
+faiss, and the 1-minute load average before and after each run.
+
+scikit-learn runs fewer iterations when the full count would take longer than
+--sklearn-budget seconds, estimated as 3 times faiss's time; its row then names the count.
+It reports the objective of its final centroids, one update after faiss's obj[-1].
 
     python scripts/bench_faiss.py --threads 2                   # the full table
     python scripts/bench_faiss.py --sizes 5000 --ks 10,100 --dim 128 --iterations 3
+    python scripts/bench_faiss.py --sizes 200000 --ks 10000 --only faiss,rust   # repeat a row
 
 The Rust side is `cargo bench --bench kmeans`, built first with `cargo bench --no-run`.
 """
 
 import argparse
 import json
+import math
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -94,20 +101,21 @@ def run_worker(args):
                       "objective": objective, "peak_memory_mib": peak_memory_mib()}))
 
 
-def run_rust(args, data, n_points):
+def run_rust(args, data, n_points, kernel="auto"):
     env = dict(os.environ, KMEANS_BENCH_DATA=str(data), KMEANS_BENCH_N=str(n_points),
                KMEANS_BENCH_DIM=str(args.dim), KMEANS_BENCH_PCA_DIM=str(args.pca_dim),
                KMEANS_BENCH_ITERATIONS=str(args.iterations), KMEANS_BENCH_K=str(args.k),
-               RAYON_NUM_THREADS=str(args.threads), MATMUL_NUM_THREADS="1")
+               KMEANS_BENCH_KERNEL=kernel, RAYON_NUM_THREADS=str(args.threads),
+               MATMUL_NUM_THREADS="1")
     output = subprocess.run(["cargo", "bench", "-q", "--bench", "kmeans"], cwd=REPO, env=env,
                             check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def run_python(args, worker, data, n_points, extra_env=None):
+def run_python(args, worker, data, n_points, extra_env=None, iterations=None):
     command = [sys.executable, __file__, "--worker", worker, "--data", str(data),
                "--n", str(n_points), "--dim", str(args.dim), "--pca-dim", str(args.pca_dim),
-               "--k", str(args.k), "--iterations", str(args.iterations),
+               "--k", str(args.k), "--iterations", str(iterations or args.iterations),
                "--threads", str(args.threads)]
     env = dict(os.environ, **(extra_env or {}))
     output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
@@ -125,6 +133,35 @@ def write_points(n_points, dim, seed):
     return path
 
 
+def load_average():
+    return os.getloadavg()[0]
+
+
+def with_load(run):
+    """Runs `run()` and adds the 1-minute load average before and after it to its result."""
+    before = load_average()
+    row = run()
+    row["load"] = (before, load_average())
+    return row
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def sklearn_iterations(args, faiss_row):
+    """Iterations for scikit-learn: all of them unless 3x faiss's time exceeds the budget."""
+    estimate = 3.0 * faiss_row["seconds_per_iteration"]
+    return max(1, min(args.iterations, math.floor(args.sklearn_budget / estimate)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50000,200000", help="comma-separated N values")
@@ -135,6 +172,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="threads for every library")
     parser.add_argument("--seed", type=int, default=1234, help="seed of the generated points")
     parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn")
+    parser.add_argument("--sklearn-budget", type=float, default=600.0,
+                        help="seconds scikit-learn may take per row, estimated as 3x faiss")
+    parser.add_argument("--only", default="faiss,faiss-passive,rust,sklearn",
+                        help="comma-separated libraries to run: faiss, faiss-passive, rust, "
+                             "rust-f32 (the f32 kernel), sklearn (ratios need faiss)")
     parser.add_argument("--worker", choices=["faiss", "sklearn"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -144,31 +186,62 @@ def main():
         run_worker(args)
         return
 
+    libraries = set(args.only.split(","))
+    if args.no_sklearn:
+        libraries.discard("sklearn")
     subprocess.run(["cargo", "bench", "--no-run", "-q", "--bench", "kmeans"], cwd=REPO,
                    check=True)
+    import faiss
+    import sklearn
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip()
     print(f"D={args.dim} -> PCA {args.pca_dim} whitened, {args.iterations} iterations, "
-          f"{args.threads} threads")
-    print("| N | k | library | PCA s | s/iteration | objective | peak MiB | "
-          "time / faiss | objective / faiss |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"{args.threads} threads, {cpu_name()}, faiss {faiss.__version__}, "
+          f"scikit-learn {sklearn.__version__}, commit {commit}")
+    print("| N | k | library | PCA s | s / iteration | objective | peak MiB | "
+          "time / faiss | objective / faiss | load before, after |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n_points in [int(n) for n in args.sizes.split(",")]:
         data = write_points(n_points, args.dim, args.seed)
         for k in [int(k) for k in args.ks.split(",")]:
             args.k = k
-            rows = [("faiss", run_python(args, "faiss", data, n_points)),
-                    ("faiss PASSIVE", run_python(args, "faiss", data, n_points,
-                                                 {"OMP_WAIT_POLICY": "PASSIVE"})),
-                    ("deepcluster-rs", run_rust(args, data, n_points))]
-            if not args.no_sklearn:
-                rows.append(("scikit-learn", run_python(args, "sklearn", data, n_points)))
-            faiss_row = rows[0][1]
+            rows = []
+            if "faiss" in libraries:
+                rows.append(("faiss", with_load(lambda: run_python(args, "faiss", data,
+                                                                     n_points))))
+            if "faiss-passive" in libraries:
+                passive = {"OMP_WAIT_POLICY": "PASSIVE"}
+                rows.append(("faiss, `OMP_WAIT_POLICY=PASSIVE`",
+                             with_load(lambda: run_python(args, "faiss", data, n_points,
+                                                          passive))))
+            if "rust" in libraries:
+                rows.append(("deepcluster-rs", with_load(lambda: run_rust(args, data,
+                                                                          n_points))))
+            if "rust-f32" in libraries:
+                rows.append(("deepcluster-rs, f32 kernel",
+                             with_load(lambda: run_rust(args, data, n_points, "f32"))))
+            faiss_row = rows[0][1] if rows and rows[0][0] == "faiss" else None
+            if "sklearn" in libraries:
+                iterations = (sklearn_iterations(args, faiss_row) if faiss_row
+                              else args.iterations)
+                name = "scikit-learn" + (f" ({iterations} iterations)"
+                                         if iterations < args.iterations else "")
+                rows.append((name, with_load(lambda: run_python(args, "sklearn", data,
+                                                                n_points,
+                                                                iterations=iterations))))
             for name, row in rows:
-                time_ratio = row["seconds_per_iteration"] / faiss_row["seconds_per_iteration"]
-                objective_ratio = row["objective"] / faiss_row["objective"]
-                print(f"| {n_points} | {k} | {name} | {row['pca_seconds']:.2f} | "
+                if faiss_row:
+                    ratio = row["seconds_per_iteration"] / faiss_row["seconds_per_iteration"]
+                    time_ratio = f"{ratio:.2f}"
+                    objective_ratio = f"{row['objective'] / faiss_row['objective']:.5f}"
+                else:
+                    time_ratio = objective_ratio = "-"
+                load_before, load_after = row["load"]
+                print(f"| {n_points:,} | {k:,} | {name} | {row['pca_seconds']:.2f} | "
                       f"{row['seconds_per_iteration']:.4f} | {row['objective']:.6g} | "
-                      f"{row['peak_memory_mib']:.0f} | {time_ratio:.2f} | "
-                      f"{objective_ratio:.5f} |", flush=True)
+                      f"{row['peak_memory_mib']:.0f} | {time_ratio} | {objective_ratio} | "
+                      f"{load_before:.2f}, {load_after:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
