@@ -143,7 +143,7 @@ fn kmeans_plus_plus(
     let mut rejections = 0;
     while chosen.len() < k {
         let batch_len = batch.len() / dim;
-        let batch_limit = (chosen.len() / 8).clamp(1, MAX_BATCH);
+        let batch_limit = (chosen.len() / 2).clamp(1, MAX_BATCH);
         if batch_len > 0 && (batch_len >= batch_limit || rejections >= MAX_REJECTIONS) {
             weights.refresh(points, dim, &batch, kernel, &mut buffers);
             batch.clear();

@@ -35,7 +35,7 @@ pub enum Init {
     /// k-means++ (Arthur and Vassilvitskii, 2007): each next centroid is a point drawn with
     /// probability proportional to its squared distance to the nearest chosen centroid.
     /// Distances are updated by blocked assignment steps after batches of new centroids
-    /// (see `init.rs`), which costs about one Lloyd iteration in all.
+    /// (see `init.rs`), which costs one to two Lloyd iterations in all.
     KMeansPlusPlus,
 }
 
