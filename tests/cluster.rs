@@ -595,6 +595,53 @@ fn assign_tensor_blocks_cover_all_points() {
     assert_eq!(small_blocks, one_block);
 }
 
+#[test]
+fn kmeans_spherical_centroids_are_normalised_means() {
+    // Unit points around two directions; one iteration from two given unit centroids.
+    let points: Vec<f32> = [
+        [1.0f32, 0.0],
+        [0.8, 0.6],
+        [0.6, 0.8],
+        [0.0, 1.0],
+        [-0.6, 0.8],
+    ]
+    .concat();
+    let config = KMeansConfig {
+        max_n_iterations: 1,
+        spherical: true,
+        initial_centroids: Some(vec![1.0, 0.0, 0.0, 1.0]),
+        ..KMeansConfig::new(2)
+    };
+    let result = kmeans(&points, 2, &config).unwrap();
+    // Largest dot product with the initial centroids: the first two points go to (1, 0), the
+    // other three to (0, 1).
+    let normalise = |x: f32, y: f32| {
+        let norm = (x * x + y * y).sqrt();
+        [x / norm, y / norm]
+    };
+    let expected = [normalise(1.8, 0.6), normalise(0.0, 2.6)].concat();
+    for (value, expected) in result.centroids.iter().zip(&expected) {
+        assert!((value - expected).abs() < 1e-6, "{:?}", result.centroids);
+    }
+    // The final assignment is against the updated centroids: (0.6, 0.8) is now nearer the first.
+    assert_eq!(result.assignments, vec![0, 0, 0, 1, 1]);
+}
+
+#[test]
+fn kmeans_spherical_centroids_have_unit_length() {
+    let mut points = random_points(500, 4, 3);
+    l2_normalize_rows(&mut points, 4);
+    let config = KMeansConfig {
+        spherical: true,
+        ..KMeansConfig::new(12)
+    };
+    let result = kmeans(&points, 4, &config).unwrap();
+    for centroid in result.centroids.chunks_exact(4) {
+        let norm = centroid.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+    }
+}
+
 // ---------------------------------------------------------------- k-means: assignment kernels
 
 /// Returns the first `n_images` embedded Fashion-MNIST test images with pixels scaled to

@@ -11,6 +11,7 @@ use super::assign::{AssignmentKernel, PreparedCentroids, assign_into};
 use super::check_points;
 use super::error::ClusterError;
 use super::init::initialise;
+use super::pca::l2_normalize_rows;
 use super::update::ClusterSums;
 
 /// Default number of Lloyd iterations, as `niter` in faiss's `ClusteringParameters`
@@ -61,6 +62,12 @@ pub struct KMeansConfig {
     pub max_points_per_centroid: Option<usize>,
     /// Starting centroids of shape `[n_clusters, dim]`, used by every run. Overrides `init`.
     pub initial_centroids: Option<Vec<f32>>,
+    /// Rescales every centroid to unit length after initialisation and after each update and
+    /// split: spherical k-means. On unit-length points the nearest unit-length centroid is the
+    /// one of largest dot product, so points go to the centroid of highest cosine similarity
+    /// and the objective is `Σ (2 − 2 cos)`. Default `false`.
+    #[serde(default)]
+    pub spherical: bool,
     /// Screening in the assignment step. Every kernel gives the same result. Default
     /// [`AssignmentKernel::Auto`].
     #[serde(default)]
@@ -79,6 +86,7 @@ impl KMeansConfig {
             seed: 0,
             max_points_per_centroid: None,
             initial_centroids: None,
+            spherical: false,
             assignment_kernel: AssignmentKernel::Auto,
         }
     }
@@ -317,6 +325,9 @@ fn run_once(
         Some(initial) => initial.clone(),
         None => initialise(train, dim, k, config.init, kernel, rng),
     };
+    if config.spherical {
+        l2_normalize_rows(&mut centroids, dim);
+    }
     let mut assignments = vec![0u32; n_train];
     let mut distances = vec![0.0f32; n_train];
     let mut sums = ClusterSums::new(train, dim, k);
@@ -336,6 +347,9 @@ fn run_once(
         let mut sizes = sums.update_centroids(&mut centroids);
         let imbalance_factor = imbalance_factor(&sizes, n_train);
         let n_splits = split_empty_clusters(&mut centroids, &mut sizes, dim, rng);
+        if config.spherical {
+            l2_normalize_rows(&mut centroids, dim);
+        }
         let stats = IterationStats {
             objective,
             imbalance_factor,
