@@ -5,6 +5,8 @@
 //! `epoch_000e.json`. Each file goes to a temporary name first and is renamed into place, and the
 //! JSON file is written only once both others are complete, so a checkpoint exists exactly when
 //! its JSON file does: an interruption at any moment leaves the previous checkpoint intact.
+//! DeepCluster-v2 writes its head, prototypes and memory bank under the same `epoch_000e.`
+//! prefix before the JSON file (see [`super::v2`]), and they are deleted with the checkpoint.
 //!
 //! The optimiser's state is keyed by parameter ids, which SafeTensors does not store. The JSON
 //! file therefore lists the backbone's parameter ids in visiting order, and loading gives the
@@ -157,21 +159,34 @@ pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<usize>, TrainError> {
 fn remove_old_checkpoints(run_dir: &Path, keep: usize) -> Result<(), TrainError> {
     let epochs = list_checkpoints(run_dir)?;
     let n_old = epochs.len().saturating_sub(keep);
+    let dir = run_dir.join(CHECKPOINT_DIR);
     for &epoch in &epochs[..n_old] {
-        let paths = CheckpointPaths::for_epoch(run_dir, epoch);
-        // The JSON file goes first, so a half-deleted checkpoint is never listed.
-        for path in [&paths.meta, &paths.weights, &paths.optimizer] {
-            if let Err(error) = fs::remove_file(path)
-                && error.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(TrainError::Write {
-                    path: path.to_path_buf(),
-                    source: error,
-                });
+        // The JSON file goes first, so a half-deleted checkpoint is never listed. The other
+        // files are the weights, the optimiser state and any state a method keeps beside them
+        // (v2's head and memory bank), all named `epoch_NNNN.*`.
+        remove_if_present(&CheckpointPaths::for_epoch(run_dir, epoch).meta)?;
+        let prefix = format!("epoch_{epoch:04}.");
+        let entries = fs::read_dir(&dir).map_err(|source| TrainError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                remove_if_present(&entry.path())?;
             }
         }
     }
     Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), TrainError> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(TrainError::Write {
+            path: path.to_path_buf(),
+            source: error,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Reads and checks a checkpoint's JSON file.
@@ -295,12 +310,35 @@ pub fn load_latest_checkpoint(
     ),
     TrainError,
 > {
+    let (paths, loaded, ()) = load_latest_checkpoint_with(run_dir, device, |_, _| Ok(()))?;
+    Ok((paths, loaded))
+}
+
+/// Loads the latest checkpoint of `run_dir` that can be loaded together with the extra state
+/// `load_extra` reads beside it (v2's head and memory bank), falling back as
+/// [`load_latest_checkpoint`] does when either part is damaged.
+pub fn load_latest_checkpoint_with<T>(
+    run_dir: &Path,
+    device: &Device,
+    mut load_extra: impl FnMut(&CheckpointPaths, &CheckpointMeta) -> Result<T, TrainError>,
+) -> Result<
+    (
+        CheckpointPaths,
+        (DeepClusterNet, ModuleOptimizer, CheckpointMeta),
+        T,
+    ),
+    TrainError,
+> {
     let epochs = list_checkpoints(run_dir)?;
     let mut first_error = None;
     for &epoch in epochs.iter().rev() {
         let paths = CheckpointPaths::for_epoch(run_dir, epoch);
-        match load_checkpoint(&paths, device) {
-            Ok(loaded) => return Ok((paths, loaded)),
+        let loaded = load_checkpoint(&paths, device).and_then(|loaded| {
+            let extra = load_extra(&paths, &loaded.2)?;
+            Ok((loaded, extra))
+        });
+        match loaded {
+            Ok((loaded, extra)) => return Ok((paths, loaded, extra)),
             Err(error) => {
                 tracing::warn!(epoch, %error, "cannot load this checkpoint; trying the one before it");
                 first_error.get_or_insert(error);
@@ -331,8 +369,13 @@ pub fn read_latest_meta(run_dir: &Path) -> Result<CheckpointMeta, TrainError> {
 
 /// Returns the backbone's parameter ids in visiting order.
 pub fn backbone_param_ids(model: &DeepClusterNet) -> Vec<u64> {
+    param_ids(&model.backbone)
+}
+
+/// Returns the ids of a module's float parameters in visiting order.
+pub fn param_ids<M: Module>(module: &M) -> Vec<u64> {
     let mut collector = IdCollector(Vec::new());
-    model.backbone.visit(&mut collector);
+    module.visit(&mut collector);
     collector.0
 }
 
@@ -341,7 +384,20 @@ fn assign_backbone_param_ids(
     ids: &[u64],
     meta_path: &Path,
 ) -> Result<DeepClusterNet, TrainError> {
-    let expected = backbone_param_ids(&model).len();
+    let DeepClusterNet { backbone, top } = model;
+    let backbone = assign_param_ids(backbone, ids, meta_path)?;
+    Ok(DeepClusterNet { backbone, top })
+}
+
+/// Gives a module's float parameters the ids `ids` in visiting order, so that optimiser state
+/// saved under those ids applies to them again. `meta_path`, the file that listed the ids, is
+/// named in the error when their number does not match the module.
+pub fn assign_param_ids<M: Module>(
+    module: M,
+    ids: &[u64],
+    meta_path: &Path,
+) -> Result<M, TrainError> {
+    let expected = param_ids(&module).len();
     if ids.len() != expected {
         return Err(TrainError::Corrupt {
             path: meta_path.to_owned(),
@@ -351,9 +407,7 @@ fn assign_backbone_param_ids(
             ),
         });
     }
-    let DeepClusterNet { backbone, top } = model;
-    let backbone = backbone.map(&mut IdAssigner { ids, next: 0 });
-    Ok(DeepClusterNet { backbone, top })
+    Ok(module.map(&mut IdAssigner { ids, next: 0 }))
 }
 
 struct IdCollector(Vec<u64>);
