@@ -9,9 +9,11 @@
 //! `forward_features`, and one variant to [`Architecture`] and [`Backbone`].
 
 mod alexnet;
+mod head;
 mod sobel;
 
 pub use alexnet::AlexNet;
+pub use head::ProjectionHead;
 pub use sobel::{SOBEL_CHANNELS, apply_sobel};
 
 use burn::module::{Module, Param};
