@@ -54,8 +54,11 @@ impl Normalization {
     }
 }
 
-/// Training augmentation: a random resized crop scaled back to the image size, and a random
-/// horizontal flip.
+/// Training augmentation: a random resized crop scaled back to the image size, a random
+/// horizontal flip, and optionally a small rotation, a translation and brightness and contrast
+/// jitter.
+///
+/// The default is the identity: the whole image, unflipped and unchanged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Augmentation {
     /// Range of the crop's area as a fraction of the image's area.
@@ -64,6 +67,81 @@ pub struct Augmentation {
     pub crop_ratio: (f32, f32),
     /// Whether half of the images are mirrored left to right.
     pub horizontal_flip: bool,
+    /// Largest rotation in degrees; each image turns by an angle drawn from ±this.
+    pub rotation_degrees: f32,
+    /// Largest translation as a fraction of the image's height and width, drawn per axis.
+    pub translate: f32,
+    /// Brightness jitter β: pixel values are multiplied by a factor drawn from [1 − β, 1 + β].
+    pub brightness: f32,
+    /// Contrast jitter γ: each image is blended with its mean by a factor drawn from
+    /// [1 − γ, 1 + γ].
+    pub contrast: f32,
+}
+
+impl Default for Augmentation {
+    fn default() -> Self {
+        Self {
+            crop_scale: (1.0, 1.0),
+            crop_ratio: (1.0, 1.0),
+            horizontal_flip: false,
+            rotation_degrees: 0.0,
+            translate: 0.0,
+            brightness: 0.0,
+            contrast: 0.0,
+        }
+    }
+}
+
+/// The random choices of one augmented image: the source region of its pixels and the change
+/// of their values.
+#[derive(Clone, Copy, Debug)]
+struct View {
+    crop: Crop,
+    flip: bool,
+    /// Rotation about the crop's centre, in radians.
+    angle: f32,
+    /// Shift of the sampling grid in source pixels, `(down, right)`.
+    shift: (f32, f32),
+    /// Multiplier on pixel values in [0, 1].
+    brightness: f32,
+    /// Blend factor with the image's mean value.
+    contrast: f32,
+}
+
+impl View {
+    /// Draws a view. The draws without effect (rotation, translation, jitter at 0) consume no
+    /// random numbers, so turning them off keeps the crops and flips of earlier versions.
+    fn draw(
+        height: usize,
+        width: usize,
+        augmentation: &Augmentation,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let crop = draw_crop(height, width, augmentation, rng);
+        let flip = augmentation.horizontal_flip && rng.random_bool(0.5);
+        let symmetric = |rng: &mut ChaCha8Rng, bound: f32| {
+            if bound > 0.0 {
+                rng.random_range(-bound..=bound)
+            } else {
+                0.0
+            }
+        };
+        let angle = symmetric(rng, augmentation.rotation_degrees).to_radians();
+        let shift = (
+            symmetric(rng, augmentation.translate) * height as f32,
+            symmetric(rng, augmentation.translate) * width as f32,
+        );
+        let brightness = 1.0 + symmetric(rng, augmentation.brightness);
+        let contrast = 1.0 + symmetric(rng, augmentation.contrast);
+        Self {
+            crop,
+            flip,
+            angle,
+            shift,
+            brightness,
+            contrast,
+        }
+    }
 }
 
 /// A crop rectangle in source pixel coordinates.
@@ -108,16 +186,8 @@ pub fn train_batch(
         .enumerate()
         .for_each(|(offset, (out, &index))| {
             let mut rng = item_rng(seed, epoch, first_position + offset);
-            let crop = draw_crop(dataset.height, dataset.width, augmentation, &mut rng);
-            let flip = augmentation.horizontal_flip && rng.random_bool(0.5);
-            resample_into(
-                dataset.image(index),
-                dataset,
-                crop,
-                flip,
-                normalization,
-                out,
-            );
+            let view = View::draw(dataset.height, dataset.width, augmentation, &mut rng);
+            resample_into(dataset.image(index), dataset, &view, normalization, out);
         });
     batch
 }
@@ -180,42 +250,77 @@ fn draw_crop(
     }
 }
 
-/// Bilinear resampling of `crop` to the full image size, with an optional mirror.
+/// Resamples the view's crop bilinearly to the full image size, then turns, shifts, mirrors and
+/// jitters it as `view` describes.
+///
+/// Samples inside the image area clamp to its edge pixels; samples that rotation or translation
+/// move outside the image read black (0), as torchvision's affine transforms fill by default.
 fn resample_into(
     image: &[u8],
     dataset: &Dataset,
-    crop: Crop,
-    flip: bool,
+    view: &View,
     normalization: &Normalization,
     out: &mut [f32],
 ) {
     let (height, width) = (dataset.height, dataset.width);
     let plane = height * width;
+    let crop = view.crop;
     let scale_y = crop.height / height as f32;
     let scale_x = crop.width / width as f32;
+    let (sin, cos) = view.angle.sin_cos();
+    let centre_y = crop.top + crop.height / 2.0 + view.shift.0;
+    let centre_x = crop.left + crop.width / 2.0 + view.shift.1;
+    let inside = |coordinate: f32, size: usize| (-0.5..=size as f32 - 0.5).contains(&coordinate);
+    let jitter = view.brightness != 1.0 || view.contrast != 1.0;
+    let mut values = vec![0.0f32; plane];
     for (channel, pixels) in image.chunks_exact(plane).enumerate() {
-        let (mean, std) = (normalization.mean[channel], normalization.std[channel]);
-        let target = &mut out[channel * plane..(channel + 1) * plane];
+        let at = |y: usize, x: usize| f32::from(pixels[y * width + x]) / 255.0;
         for row in 0..height {
-            let source_y =
-                (crop.top + (row as f32 + 0.5) * scale_y - 0.5).clamp(0.0, (height - 1) as f32);
-            let y0 = source_y.floor() as usize;
-            let y1 = (y0 + 1).min(height - 1);
-            let fy = source_y - y0 as f32;
+            let offset_y = (row as f32 + 0.5) * scale_y - crop.height / 2.0;
             for column in 0..width {
-                let out_column = if flip { width - 1 - column } else { column };
-                let source_x = (crop.left + (column as f32 + 0.5) * scale_x - 0.5)
-                    .clamp(0.0, (width - 1) as f32);
-                let x0 = source_x.floor() as usize;
-                let x1 = (x0 + 1).min(width - 1);
-                let fx = source_x - x0 as f32;
-                let at = |y: usize, x: usize| f32::from(pixels[y * width + x]);
-                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-                let value = top * (1.0 - fy) + bottom * fy;
-                target[row * width + out_column] = (value / 255.0 - mean) / std;
+                let out_column = if view.flip {
+                    width - 1 - column
+                } else {
+                    column
+                };
+                let offset_x = (column as f32 + 0.5) * scale_x - crop.width / 2.0;
+                let source_y = centre_y + sin * offset_x + cos * offset_y - 0.5;
+                let source_x = centre_x + cos * offset_x - sin * offset_y - 0.5;
+                let value = if inside(source_y, height) && inside(source_x, width) {
+                    let source_y = source_y.clamp(0.0, (height - 1) as f32);
+                    let source_x = source_x.clamp(0.0, (width - 1) as f32);
+                    let (y0, x0) = (source_y.floor() as usize, source_x.floor() as usize);
+                    let (y1, x1) = ((y0 + 1).min(height - 1), (x0 + 1).min(width - 1));
+                    let (fy, fx) = (source_y - y0 as f32, source_x - x0 as f32);
+                    let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                    let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                    top * (1.0 - fy) + bottom * fy
+                } else {
+                    0.0
+                };
+                values[row * width + out_column] = value;
             }
         }
+        if jitter {
+            apply_jitter(&mut values, view.brightness, view.contrast);
+        }
+        let (mean, std) = (normalization.mean[channel], normalization.std[channel]);
+        let target = &mut out[channel * plane..(channel + 1) * plane];
+        for (target, &value) in target.iter_mut().zip(&values) {
+            *target = (value - mean) / std;
+        }
+    }
+}
+
+/// Scales values in [0, 1] by `brightness`, then blends them with their mean by `contrast`,
+/// clamping to [0, 1] after each step as torchvision's `ColorJitter` does.
+fn apply_jitter(values: &mut [f32], brightness: f32, contrast: f32) {
+    for value in values.iter_mut() {
+        *value = (*value * brightness).clamp(0.0, 1.0);
+    }
+    let mean = values.iter().sum::<f32>() / values.len().max(1) as f32;
+    for value in values.iter_mut() {
+        *value = (contrast * *value + (1.0 - contrast) * mean).clamp(0.0, 1.0);
     }
 }
 
@@ -245,6 +350,7 @@ mod tests {
             crop_scale: (1.0, 1.0),
             crop_ratio: (1.0, 1.0),
             horizontal_flip: false,
+            ..Augmentation::default()
         };
         let eval = eval_batch(&dataset, &[1, 0], &normalization);
         let train = train_batch(&dataset, &[1, 0], 0, &normalization, &augmentation, 7, 0);
@@ -273,9 +379,102 @@ mod tests {
             crop_scale: (0.3, 1.0),
             crop_ratio: (0.75, 1.333),
             horizontal_flip: true,
+            rotation_degrees: 15.0,
+            translate: 0.1,
+            brightness: 0.4,
+            contrast: 0.4,
         };
         let first = train_batch(&dataset, &[0, 1], 5, &normalization, &augmentation, 3, 2);
         let second = train_batch(&dataset, &[0, 1], 5, &normalization, &augmentation, 3, 2);
         assert_eq!(first, second);
+    }
+
+    /// A view of the whole 4×4 test image, turned by `angle` and shifted by `shift`.
+    fn whole_image_view(angle: f32, shift: (f32, f32)) -> View {
+        View {
+            crop: Crop {
+                top: 0.0,
+                left: 0.0,
+                height: 4.0,
+                width: 4.0,
+            },
+            flip: false,
+            angle,
+            shift,
+            brightness: 1.0,
+            contrast: 1.0,
+        }
+    }
+
+    #[test]
+    fn half_turn_rotation_reverses_the_image() {
+        let dataset = tiny_dataset();
+        let normalization = Normalization {
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
+        let view = whole_image_view(std::f32::consts::PI, (0.0, 0.0));
+        let mut out = vec![0.0f32; 16];
+        resample_into(dataset.image(0), &dataset, &view, &normalization, &mut out);
+        let original = eval_batch(&dataset, &[0], &normalization);
+        for (turned, expected) in out.iter().zip(original.iter().rev()) {
+            assert!((turned - expected).abs() < 1e-4, "{turned} != {expected}");
+        }
+    }
+
+    #[test]
+    fn translation_fills_uncovered_pixels_with_black() {
+        let dataset = tiny_dataset();
+        let normalization = Normalization {
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
+        // The sampling grid moves two pixels right, so the image moves two pixels left.
+        let view = whole_image_view(0.0, (0.0, 2.0));
+        let mut out = vec![0.0f32; 16];
+        resample_into(dataset.image(1), &dataset, &view, &normalization, &mut out);
+        let original = eval_batch(&dataset, &[1], &normalization);
+        for row in 0..4 {
+            assert_eq!(out[row * 4], original[row * 4 + 2]);
+            assert_eq!(out[row * 4 + 1], original[row * 4 + 3]);
+            assert_eq!(out[row * 4 + 2], 0.0);
+            assert_eq!(out[row * 4 + 3], 0.0);
+        }
+    }
+
+    #[test]
+    fn jitter_scales_brightness_and_contrast() {
+        let mut values = vec![0.2f32, 0.4, 0.6];
+        apply_jitter(&mut values, 1.5, 1.0);
+        for (value, expected) in values.iter().zip([0.3, 0.6, 0.9]) {
+            assert!((value - expected).abs() < 1e-6, "{value}");
+        }
+        let mut values = vec![0.5f32, 0.9];
+        apply_jitter(&mut values, 2.0, 1.0);
+        assert_eq!(values, vec![1.0, 1.0]);
+        let mut values = vec![0.2f32, 0.4, 0.6];
+        apply_jitter(&mut values, 1.0, 0.0);
+        for value in values {
+            assert!((value - 0.4).abs() < 1e-6, "{value}");
+        }
+    }
+
+    #[test]
+    fn disabled_extras_keep_crops_and_flips() {
+        let augmentation = Augmentation {
+            crop_scale: (0.3, 1.0),
+            crop_ratio: (0.75, 1.333),
+            horizontal_flip: true,
+            ..Augmentation::default()
+        };
+        let mut rng = item_rng(1, 1, 0);
+        let view = View::draw(4, 4, &augmentation, &mut rng);
+        let mut rng = item_rng(1, 1, 0);
+        let crop = draw_crop(4, 4, &augmentation, &mut rng);
+        assert_eq!(view.crop, crop);
+        assert_eq!(view.angle, 0.0);
+        assert_eq!(view.shift, (0.0, 0.0));
+        assert_eq!(view.brightness, 1.0);
+        assert_eq!(view.contrast, 1.0);
     }
 }

@@ -238,6 +238,21 @@ fn zero_pca_dim() {
 }
 
 #[test]
+fn rotation_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = deepcluster(&["train", "--rotation", "270"], dir.path());
+    assert_bad_input(&output, &["rotation_degrees = 270", "[0, 180]"]);
+}
+
+#[test]
+fn unknown_cluster_layer_lists_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_with(dir.path(), &["--cluster-layer", "conv9", "--out", "run"]);
+    assert_bad_input(&output, &["conv9", "conv1, conv2, conv3, conv4, conv5"]);
+    assert!(!dir.path().join("run").join("checkpoints").exists());
+}
+
+#[test]
 fn config_value_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("bad.toml"), "momentum = 1.5\n").unwrap();

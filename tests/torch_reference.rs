@@ -93,6 +93,7 @@ fn sgd_losses_match_pytorch() {
         crop_scale: (1.0, 1.0),
         crop_ratio: (1.0, 1.0),
         horizontal_flip: false,
+        ..Augmentation::default()
     };
     let order: Vec<usize> = (0..BATCH_SIZE).collect();
     let train_pixels = train_batch(&dataset, &order, 0, &normalization, &augmentation, 0, 1);
@@ -120,6 +121,7 @@ fn sgd_losses_match_pytorch() {
             batch_size: BATCH_SIZE,
             seed: 0,
             epoch: step,
+            class_weights: None,
         };
         let (trained, loss) = train_epoch(
             model,

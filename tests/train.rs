@@ -9,7 +9,9 @@ use deepcluster::preprocess::{Normalization, eval_batch};
 use deepcluster::train::checkpoint::{self, CheckpointPaths};
 use deepcluster::train::record::{assignment_path, read_assignments, read_records};
 use deepcluster::train::steps::images_tensor;
-use deepcluster::train::{ClusteringMethod, NoProgress, TrainConfig, train};
+use deepcluster::train::{
+    ClusteringMethod, LossWeighting, NoProgress, Sampling, TopInit, TrainConfig, train,
+};
 
 mod common;
 
@@ -59,6 +61,64 @@ fn training_on_fashion_mnist_writes_complete_run_folder() {
     let (_, _, meta) = checkpoint::load_checkpoint(&paths, &Device::flex().autodiff()).unwrap();
     assert_eq!(meta.epoch, 3);
     assert_eq!(meta.config, config);
+}
+
+#[test]
+fn training_with_every_lever_on() {
+    let dataset = fashion_mnist(600);
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let config = TrainConfig {
+        cluster_layer: Some("conv3".into()),
+        sampling: Sampling::Shuffle,
+        loss_weighting: LossWeighting::InverseSqrt,
+        crop_scale_min: 0.2,
+        rotation_degrees: 15.0,
+        translate: 0.1,
+        brightness: 0.4,
+        contrast: 0.4,
+        ..small_config(2)
+    };
+    train(
+        &config,
+        &dataset,
+        &options(&run_dir, false),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+
+    let records = read_records(&run_dir).unwrap();
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        assert!(record.loss.is_finite(), "loss {}", record.loss);
+        assert_eq!(record.pca_dim, 32);
+        assert_eq!(record.cluster_sizes.mean, 30.0);
+    }
+    let saved = TrainConfig::from_toml_file(&run_dir.join("config.toml")).unwrap();
+    assert_eq!(saved, config);
+}
+
+#[test]
+fn training_with_centroid_top_layer() {
+    let dataset = fashion_mnist(600);
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let config = TrainConfig {
+        top_init: TopInit::Centroids,
+        ..small_config(2)
+    };
+    train(
+        &config,
+        &dataset,
+        &options(&run_dir, false),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let records = read_records(&run_dir).unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|record| record.loss.is_finite()));
 }
 
 #[test]

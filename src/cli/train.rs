@@ -9,7 +9,9 @@ use clap::Args;
 use deepcluster::data::{self, Dataset, Format, LoadOptions, Split};
 use deepcluster::device::parse_device;
 use deepcluster::model::Architecture;
-use deepcluster::train::{self, ClusteringMethod, RunOptions, TrainConfig};
+use deepcluster::train::{
+    self, ClusteringMethod, LossWeighting, Method, RunOptions, Sampling, TopInit, TrainConfig,
+};
 
 use super::Failure;
 use super::progress::Bars;
@@ -125,6 +127,57 @@ pub struct TrainArgs {
     #[arg(long)]
     no_flip: bool,
 
+    /// Largest random rotation of a training image, in degrees [default: 0].
+    #[arg(long, value_name = "DEGREES")]
+    rotation: Option<f32>,
+
+    /// Largest random translation of a training image, as a fraction of its size [default: 0].
+    #[arg(long, value_name = "FRACTION")]
+    translate: Option<f32>,
+
+    /// Brightness jitter: pixel values are scaled by a factor in [1 − X, 1 + X] [default: 0].
+    #[arg(long, value_name = "X")]
+    brightness: Option<f32>,
+
+    /// Contrast jitter: each image is blended with its mean by a factor in [1 − X, 1 + X]
+    /// [default: 0].
+    #[arg(long, value_name = "X")]
+    contrast: Option<f32>,
+
+    /// Layer whose activations are clustered: conv1 to conv5 (after the ReLU) [default: the
+    /// last fully connected layer].
+    #[arg(long, value_name = "LAYER")]
+    cluster_layer: Option<String>,
+
+    /// Order of the training images: `uniform` draws equally from every cluster (the original
+    /// DeepCluster), `shuffle` visits every image once [default: shuffle].
+    #[arg(long, value_enum)]
+    sampling: Option<Sampling>,
+
+    /// Per-cluster loss weights: `none` (the original DeepCluster), or `inverse-sqrt` (1/√cluster
+    /// size) [default: inverse-sqrt].
+    #[arg(long, value_enum)]
+    loss_weighting: Option<LossWeighting>,
+
+    /// Top layer at each epoch: `random`, or `centroids` (logits start as the cosine
+    /// similarity to each k-means centroid) [default: random].
+    #[arg(long, value_enum)]
+    top_init: Option<TopInit>,
+
+    /// DeepCluster version: v1, the original, or v2, with a projection head, prototypes set to
+    /// the k-means centroids of a memory bank of embeddings, and several crops per image
+    /// [default: v1].
+    #[arg(long, value_enum)]
+    method: Option<Method>,
+
+    /// v2: small crops per image (10–40% of its area) besides the two large ones [default: 2].
+    #[arg(long, value_name = "N")]
+    v2_small_crops: Option<usize>,
+
+    /// v2: softmax temperature of the loss over the prototypes [default: 0.1].
+    #[arg(long, value_name = "T")]
+    v2_temperature: Option<f64>,
+
     /// Seed of every random choice [default: 0].
     #[arg(long)]
     seed: Option<u64>,
@@ -180,6 +233,17 @@ impl TrainArgs {
             ("--no-sobel", self.no_sobel),
             ("--crop-scale-min", self.crop_scale_min.is_some()),
             ("--no-flip", self.no_flip),
+            ("--rotation", self.rotation.is_some()),
+            ("--translate", self.translate.is_some()),
+            ("--brightness", self.brightness.is_some()),
+            ("--contrast", self.contrast.is_some()),
+            ("--cluster-layer", self.cluster_layer.is_some()),
+            ("--sampling", self.sampling.is_some()),
+            ("--loss-weighting", self.loss_weighting.is_some()),
+            ("--top-init", self.top_init.is_some()),
+            ("--method", self.method.is_some()),
+            ("--v2-small-crops", self.v2_small_crops.is_some()),
+            ("--v2-temperature", self.v2_temperature.is_some()),
             ("--seed", self.seed.is_some()),
         ];
         given
@@ -215,8 +279,21 @@ impl TrainArgs {
             architecture = self.arch,
             width_multiplier = self.width,
             crop_scale_min = self.crop_scale_min,
+            rotation_degrees = self.rotation,
+            translate = self.translate,
+            brightness = self.brightness,
+            contrast = self.contrast,
+            sampling = self.sampling,
+            loss_weighting = self.loss_weighting,
+            top_init = self.top_init,
+            method = self.method,
+            v2_small_crops = self.v2_small_crops,
+            v2_temperature = self.v2_temperature,
             seed = self.seed,
         );
+        if self.cluster_layer.is_some() {
+            config.cluster_layer = self.cluster_layer.clone();
+        }
         if self.data.is_some() {
             config.data = self.data.clone();
         }

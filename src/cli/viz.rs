@@ -6,9 +6,9 @@ use clap::{Args, Subcommand};
 use deepcluster::data::Dataset;
 use deepcluster::device::parse_device;
 use deepcluster::eval::{self, LoadedModel};
-use deepcluster::preprocess::{Augmentation, Normalization};
+use deepcluster::preprocess::Normalization;
 use deepcluster::train::record::{assignment_path, read_assignments, read_records};
-use deepcluster::train::run::{CONFIG_FILE, CROP_RATIO};
+use deepcluster::train::run::CONFIG_FILE;
 use deepcluster::train::{TrainConfig, TrainError, checkpoint};
 use deepcluster::viz::ascent::{AscentSettings, draw_ascent, gradient_ascent};
 use deepcluster::viz::clusters::{draw_cluster_samples, draw_size_histogram};
@@ -371,11 +371,7 @@ fn run_data(args: DataArgs) -> Result<(), Failure> {
         Ok(loaded) => loaded.normalization,
         Err(_) => Normalization::from_dataset(&dataset),
     };
-    let augmentation = Augmentation {
-        crop_scale: (config.crop_scale_min, config.crop_scale_max),
-        crop_ratio: CROP_RATIO,
-        horizontal_flip: config.horizontal_flip,
-    };
+    let augmentation = config.augmentation();
     let image = draw_data_views(
         &dataset,
         &args.images,

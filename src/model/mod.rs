@@ -19,7 +19,7 @@ pub use sobel::{SOBEL_CHANNELS, apply_sobel};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// Standard deviation of the top layer's initial weights, as in the original DeepCluster.
@@ -182,6 +182,24 @@ impl DeepClusterNet {
     pub fn reset_top_layer(self, n_clusters: usize) -> Self {
         let device = self.top.weight.val().device();
         let top = new_top_layer(self.backbone.feature_dim(), n_clusters, &device);
+        Self { top, ..self }
+    }
+}
+
+impl DeepClusterNet {
+    /// Replaces the top layer by `Linear(feature_dim, n_clusters)` with the given weight,
+    /// `[feature_dim, n_clusters]` row-major (burn's layout), and bias `[n_clusters]`.
+    ///
+    /// # Panics
+    /// Panics if the lengths do not match `feature_dim × n_clusters` and `n_clusters`.
+    pub fn with_top_layer(self, weight: Vec<f32>, bias: Vec<f32>, n_clusters: usize) -> Self {
+        let device = self.top.weight.val().device();
+        let feature_dim = self.backbone.feature_dim();
+        let mut top = LinearConfig::new(feature_dim, n_clusters).init(&device);
+        let weight = Tensor::from_data(TensorData::new(weight, [feature_dim, n_clusters]), &device);
+        top.weight = Param::from_tensor(weight);
+        let bias = Tensor::from_data(TensorData::new(bias, [n_clusters]), &device);
+        top.bias = Some(Param::from_tensor(bias));
         Self { top, ..self }
     }
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Architecture, ModelConfig};
+use crate::preprocess::Augmentation;
 
 /// Learning rate of the original DeepCluster for AlexNet.
 pub const DEFAULT_LEARNING_RATE: f64 = 0.05;
@@ -32,6 +33,66 @@ pub enum ClusteringMethod {
     /// Power iteration clustering on a 5-nearest-neighbour graph; it finds the number of
     /// clusters itself and ignores `k`.
     Pic,
+}
+
+/// How the images of an epoch are ordered for training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampling {
+    /// Draw the same number of images from every non-empty cluster, as the original
+    /// DeepCluster does.
+    Uniform,
+    /// Visit every image once, in a random order. The default, together with
+    /// [`LossWeighting::InverseSqrt`], because it scored higher on Fashion-MNIST
+    /// (docs/results.md).
+    #[default]
+    Shuffle,
+}
+
+/// Per-cluster weights of the training loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossWeighting {
+    /// Every image counts the same, as in the original DeepCluster.
+    None,
+    /// An image of a cluster of n images counts 1/√n, which limits the pull of large clusters.
+    #[default]
+    InverseSqrt,
+}
+
+/// Version of DeepCluster a run trains with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// The original DeepCluster: extraction, PCA, k-means, uniform sampling over clusters and a
+    /// new top layer at every epoch.
+    #[default]
+    V1,
+    /// DeepCluster-v2 (Caron et al., NeurIPS 2020): a projection head, prototypes set to the
+    /// spherical k-means centroids of a memory bank of embeddings, and several crops per image.
+    V2,
+}
+
+/// Embedding dimension of DeepCluster-v2's projection head.
+pub const DEFAULT_V2_EMBEDDING_DIM: usize = 128;
+/// Softmax temperature of DeepCluster-v2's loss.
+pub const DEFAULT_V2_TEMPERATURE: f64 = 0.1;
+/// Small crops per image besides the two large ones.
+pub const DEFAULT_V2_SMALL_CROPS: usize = 2;
+/// Largest accepted number of small crops: each crop is one more forward and backward pass.
+pub const MAX_V2_SMALL_CROPS: usize = 8;
+
+/// How the top layer is initialised at the start of each epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TopInit {
+    /// Drawn from N(0, 0.01²) with zero bias, as the original DeepCluster does.
+    #[default]
+    Random,
+    /// Set so that its logits are the cosine similarities between the PCA-reduced features and
+    /// the k-means centroids, divided by a temperature of 0.1; the top layer then starts by
+    /// predicting the k-means assignment. Needs k-means on the last layer's features.
+    Centroids,
 }
 
 /// Every setting of a training run.
@@ -70,6 +131,15 @@ pub struct TrainConfig {
     pub whiten: bool,
     /// Lloyd iterations of k-means per epoch.
     pub kmeans_iterations: usize,
+    /// Layer whose activations are clustered (`conv1` … `conv5`, after the ReLU); `None`
+    /// clusters the features of the last fully connected layer, as the original does.
+    pub cluster_layer: Option<String>,
+    /// Order of the training images within an epoch.
+    pub sampling: Sampling,
+    /// Per-cluster weights of the cross-entropy loss.
+    pub loss_weighting: LossWeighting,
+    /// Initialisation of the top layer at each epoch.
+    pub top_init: TopInit,
 
     /// Number of epochs (each one clusters once and trains over N sampled images).
     pub epochs: usize,
@@ -88,6 +158,16 @@ pub struct TrainConfig {
     pub crop_scale_max: f32,
     /// Mirror half of the training images left to right.
     pub horizontal_flip: bool,
+    /// Largest random rotation of a training image, in degrees (0 turns it off).
+    pub rotation_degrees: f32,
+    /// Largest random translation of a training image, as a fraction of its size (0 turns it
+    /// off).
+    pub translate: f32,
+    /// Brightness jitter: pixel values are scaled by a factor in [1 − x, 1 + x] (0 turns it off).
+    pub brightness: f32,
+    /// Contrast jitter: each image is blended with its mean by a factor in [1 − x, 1 + x] (0
+    /// turns it off).
+    pub contrast: f32,
     /// Per-channel mean for normalisation; computed from the data when unset.
     pub normalize_mean: Option<Vec<f32>>,
     /// Per-channel standard deviation for normalisation; computed from the data when unset.
@@ -97,6 +177,17 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Number of checkpoints kept in the run folder (the latest ones).
     pub keep_checkpoints: usize,
+
+    /// DeepCluster version. `v2` builds the network without dropout, clusters with spherical
+    /// k-means only, visits every image once per epoch with unweighted loss, and ignores
+    /// `pca_dim`, `whiten`, `sampling`, `loss_weighting` and `top_init`.
+    pub method: Method,
+    /// v2: length of the projection head's unit-length embeddings and of the prototypes.
+    pub v2_embedding_dim: usize,
+    /// v2: temperature τ of the softmax over an embedding's dot products with the prototypes.
+    pub v2_temperature: f64,
+    /// v2: small crops per image (area 10–40% of the image) besides the two large ones.
+    pub v2_small_crops: usize,
 }
 
 impl Default for TrainConfig {
@@ -117,6 +208,10 @@ impl Default for TrainConfig {
             pca_dim: DEFAULT_PCA_DIM,
             whiten: true,
             kmeans_iterations: DEFAULT_KMEANS_ITERATIONS,
+            cluster_layer: None,
+            sampling: Sampling::Shuffle,
+            loss_weighting: LossWeighting::InverseSqrt,
+            top_init: TopInit::Random,
             epochs: 4,
             batch_size: 256,
             learning_rate: DEFAULT_LEARNING_RATE,
@@ -125,10 +220,18 @@ impl Default for TrainConfig {
             crop_scale_min: 0.5,
             crop_scale_max: 1.0,
             horizontal_flip: true,
+            rotation_degrees: 0.0,
+            translate: 0.0,
+            brightness: 0.0,
+            contrast: 0.0,
             normalize_mean: None,
             normalize_std: None,
             seed: 0,
             keep_checkpoints: 2,
+            method: Method::V1,
+            v2_embedding_dim: DEFAULT_V2_EMBEDDING_DIM,
+            v2_temperature: DEFAULT_V2_TEMPERATURE,
+            v2_small_crops: DEFAULT_V2_SMALL_CROPS,
         }
     }
 }
@@ -188,7 +291,25 @@ impl TrainConfig {
             sobel: self.sobel,
             width_multiplier: self.width_multiplier,
             n_clusters: self.k,
-            dropout: crate::model::DEFAULT_DROPOUT,
+            dropout: match self.method {
+                Method::V1 => crate::model::DEFAULT_DROPOUT,
+                // The memory bank keeps embeddings from the training pass, and dropout would
+                // add its noise to every row that k-means clusters.
+                Method::V2 => 0.0,
+            },
+        }
+    }
+
+    /// Returns the training augmentation these settings describe.
+    pub fn augmentation(&self) -> Augmentation {
+        Augmentation {
+            crop_scale: (self.crop_scale_min, self.crop_scale_max),
+            crop_ratio: super::run::CROP_RATIO,
+            horizontal_flip: self.horizontal_flip,
+            rotation_degrees: self.rotation_degrees,
+            translate: self.translate,
+            brightness: self.brightness,
+            contrast: self.contrast,
         }
     }
 
@@ -268,12 +389,43 @@ impl TrainConfig {
             high,
             "must be in [crop_scale_min, 1]",
         )?;
+        if self.top_init == TopInit::Centroids {
+            check(
+                self.clustering == ClusteringMethod::Kmeans && self.cluster_layer.is_none(),
+                "top_init",
+                "centroids",
+                "needs k-means on the last layer's features (clustering = kmeans, no cluster_layer)",
+            )?;
+        }
+        let rotation = self.rotation_degrees;
+        check(
+            (0.0..=180.0).contains(&rotation),
+            "rotation_degrees",
+            rotation,
+            "must be in [0, 180]",
+        )?;
+        let translate = self.translate;
+        check(
+            (0.0..=0.5).contains(&translate),
+            "translate",
+            translate,
+            "must be in [0, 0.5]",
+        )?;
+        for (field, value) in [("brightness", self.brightness), ("contrast", self.contrast)] {
+            check(
+                (0.0..=1.0).contains(&value),
+                field,
+                value,
+                "must be in [0, 1]",
+            )?;
+        }
         check(
             self.keep_checkpoints >= 1,
             "keep_checkpoints",
             self.keep_checkpoints,
             "must be at least 1",
         )?;
+        self.validate_v2()?;
         if let Some(max_images) = self.max_images {
             check(
                 max_images >= 1,
@@ -296,6 +448,47 @@ impl TrainConfig {
                 format!("{std:?}"),
                 "every value must be positive",
             )?;
+        }
+        Ok(())
+    }
+
+    /// Checks the DeepCluster-v2 settings, and with `method = "v2"` the v1 settings that v2
+    /// cannot honour.
+    fn validate_v2(&self) -> Result<(), ConfigError> {
+        check(
+            self.v2_embedding_dim >= 1,
+            "v2_embedding_dim",
+            self.v2_embedding_dim,
+            "must be at least 1",
+        )?;
+        let temperature = self.v2_temperature;
+        check(
+            temperature.is_finite() && temperature > 0.0,
+            "v2_temperature",
+            temperature,
+            "must be a positive number, e.g. 0.1",
+        )?;
+        check(
+            self.v2_small_crops <= MAX_V2_SMALL_CROPS,
+            "v2_small_crops",
+            self.v2_small_crops,
+            "must be between 0 and 8",
+        )?;
+        if self.method == Method::V2 {
+            check(
+                self.clustering == ClusteringMethod::Kmeans,
+                "clustering",
+                "pic",
+                "method v2 clusters its memory bank with spherical k-means; use `kmeans`",
+            )?;
+            if let Some(layer) = &self.cluster_layer {
+                check(
+                    false,
+                    "cluster_layer",
+                    layer,
+                    "method v2 clusters the projection head's embeddings; leave it unset",
+                )?;
+            }
         }
         Ok(())
     }
@@ -374,5 +567,52 @@ mod tests {
         config.validate().unwrap();
         let parsed: TrainConfig = toml::from_str("clustering = \"pic\"").unwrap();
         assert_eq!(parsed.clustering, ClusteringMethod::Pic);
+    }
+
+    #[test]
+    fn v2_method_parses_from_toml() {
+        let parsed: TrainConfig = toml::from_str("method = \"v2\"\nv2_small_crops = 0").unwrap();
+        assert_eq!(parsed.method, Method::V2);
+        assert_eq!(parsed.v2_small_crops, 0);
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn v2_settings_out_of_range_are_rejected() {
+        let cases = [
+            (
+                TrainConfig {
+                    v2_temperature: 0.0,
+                    ..TrainConfig::default()
+                },
+                "v2_temperature = 0",
+            ),
+            (
+                TrainConfig {
+                    v2_embedding_dim: 0,
+                    ..TrainConfig::default()
+                },
+                "v2_embedding_dim = 0",
+            ),
+            (
+                TrainConfig {
+                    v2_small_crops: 9,
+                    ..TrainConfig::default()
+                },
+                "v2_small_crops = 9",
+            ),
+            (
+                TrainConfig {
+                    method: Method::V2,
+                    clustering: ClusteringMethod::Pic,
+                    ..TrainConfig::default()
+                },
+                "clustering = pic",
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+        }
     }
 }

@@ -4,17 +4,21 @@
 //! [`pca_whiten`](steps::pca_whiten), [`run_kmeans`](steps::run_kmeans), metrics,
 //! [`sample_uniformly`](steps::sample_uniformly), [`reset_top_layer`](steps::reset_top_layer),
 //! [`train_epoch`](steps::train_epoch), then a record line and a checkpoint. [`run::train`]
-//! drives the loop, including resuming from the latest checkpoint.
+//! drives the loop, including resuming from the latest checkpoint. With `method = "v2"` each
+//! epoch runs DeepCluster-v2's steps in [`v2`] instead.
 
 pub mod checkpoint;
 pub mod config;
 pub mod record;
 pub mod run;
 pub mod steps;
+pub mod v2;
 
 use std::path::PathBuf;
 
-pub use config::{ClusteringMethod, ConfigError, TrainConfig};
+pub use config::{
+    ClusteringMethod, ConfigError, LossWeighting, Method, Sampling, TopInit, TrainConfig,
+};
 pub use record::EpochRecord;
 pub use run::{RunOptions, TrainSummary, train};
 
@@ -60,6 +64,14 @@ pub enum TrainError {
         k: usize,
         /// Images in the dataset.
         n_images: usize,
+    },
+    /// A cluster layer the network does not have.
+    #[error("invalid cluster_layer = `{layer}`: the network's layers are {valid}")]
+    UnknownLayer {
+        /// The layer name given.
+        layer: String,
+        /// The valid names, comma-separated.
+        valid: String,
     },
     /// The normalisation statistics do not match the images' channels.
     #[error(

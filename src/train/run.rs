@@ -12,11 +12,14 @@ use rand_chacha::ChaCha8Rng;
 use super::checkpoint::{self, CheckpointMeta, CheckpointPaths, backbone_param_ids};
 use super::record::{self, ClusterSizes, EpochRecord, LabelMetrics, PhaseSeconds};
 use super::steps::{self, EpochInputs, SgdSettings};
-use super::{ClusteringMethod, Progress, TrainConfig, TrainError};
+use super::v2;
+use super::{
+    ClusteringMethod, LossWeighting, Method, Progress, Sampling, TopInit, TrainConfig, TrainError,
+};
 use crate::cluster as metrics;
 use crate::data::Dataset;
 use crate::model::DeepClusterNet;
-use crate::preprocess::{Augmentation, Normalization};
+use crate::preprocess::Normalization;
 
 /// Range of the aspect ratio of random resized crops (torchvision's default, 3/4 to 4/3).
 pub const CROP_RATIO: (f32, f32) = (3.0 / 4.0, 4.0 / 3.0);
@@ -46,11 +49,14 @@ pub struct TrainSummary {
 }
 
 /// The state carried from one epoch to the next.
-struct RunState {
-    model: DeepClusterNet,
-    optimizer: burn::optim::ModuleOptimizer,
-    meta: CheckpointMeta,
-    previous_assignments: Option<Vec<u32>>,
+pub(super) struct RunState {
+    pub(super) model: DeepClusterNet,
+    pub(super) optimizer: burn::optim::ModuleOptimizer,
+    pub(super) meta: CheckpointMeta,
+    pub(super) previous_assignments: Option<Vec<u32>>,
+    /// DeepCluster-v2's head, prototypes and memory bank; `None` for v1, and for v2 before its
+    /// first epoch.
+    pub(super) v2: Option<super::v2::V2State>,
 }
 
 /// Trains DeepCluster on `dataset` until `config.epochs` epochs are complete.
@@ -79,9 +85,16 @@ pub fn train(
         last_checkpoint: None,
     };
     for epoch in state.meta.epoch + 1..=config.epochs {
-        let (next, record) = run_epoch(state, dataset, epoch, options, progress, interrupted)?;
+        let (next, record) = match config.method {
+            Method::V1 => run_epoch(state, dataset, epoch, options, progress, interrupted)?,
+            Method::V2 => v2::run_epoch(state, dataset, epoch, options, progress, interrupted)?,
+        };
         state = next;
         record::append_record(&options.run_dir, &record)?;
+        if let Some(v2_state) = &state.v2 {
+            // Written before the checkpoint, whose JSON file comes last.
+            v2::save_state(&options.run_dir, state.meta.epoch, v2_state)?;
+        }
         let paths = checkpoint::save_checkpoint(
             &options.run_dir,
             &state.model,
@@ -132,6 +145,15 @@ fn fresh_state(
     let model_config = config.model_config(dataset);
     options.device.seed(config.seed);
     let model = DeepClusterNet::new(&model_config, &options.device.clone().autodiff());
+    if let Some(layer) = &config.cluster_layer {
+        let valid = model.backbone.layer_names();
+        if !valid.contains(layer) {
+            return Err(TrainError::UnknownLayer {
+                layer: layer.clone(),
+                valid: valid.join(", "),
+            });
+        }
+    }
     let meta = CheckpointMeta {
         version: checkpoint::CHECKPOINT_VERSION,
         epoch: 0,
@@ -148,6 +170,7 @@ fn fresh_state(
         model,
         meta,
         previous_assignments: None,
+        v2: None,
     })
 }
 
@@ -157,8 +180,11 @@ fn resume_state(
     options: &RunOptions,
 ) -> Result<RunState, TrainError> {
     let run_dir = &options.run_dir;
-    let (paths, (model, optimizer, mut meta)) =
-        checkpoint::load_latest_checkpoint(run_dir, &options.device.clone().autodiff())?;
+    let device = options.device.clone().autodiff();
+    let (paths, (model, optimizer, mut meta), v2) =
+        checkpoint::load_latest_checkpoint_with(run_dir, &device, |paths, meta| {
+            v2::load_state(paths, meta, &device)
+        })?;
     let mismatch = |message: String| TrainError::ResumeMismatch {
         path: paths.meta.clone(),
         message,
@@ -192,6 +218,7 @@ fn resume_state(
         optimizer,
         meta,
         previous_assignments,
+        v2,
     })
 }
 
@@ -224,7 +251,7 @@ fn normalization_for(config: &TrainConfig, dataset: &Dataset) -> Result<Normaliz
     }
 }
 
-fn sgd_settings(config: &TrainConfig) -> SgdSettings {
+pub(super) fn sgd_settings(config: &TrainConfig) -> SgdSettings {
     SgdSettings {
         learning_rate: config.learning_rate,
         momentum: config.momentum,
@@ -233,7 +260,7 @@ fn sgd_settings(config: &TrainConfig) -> SgdSettings {
 }
 
 /// Derives the seed of one purpose of one epoch from the run seed.
-fn epoch_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
+pub(super) fn epoch_seed(seed: u64, epoch: usize, purpose: u64) -> u64 {
     // SplitMix64's increment and multiplier spread nearby inputs over the whole range.
     let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.rotate_left(32);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -254,6 +281,7 @@ fn run_epoch(
         mut optimizer,
         mut meta,
         previous_assignments,
+        v2: _,
     } = state;
     let config = meta.config.clone();
     let started = Instant::now();
@@ -262,10 +290,11 @@ fn run_epoch(
 
     // Features of the whole dataset, in evaluation mode.
     let clock = Instant::now();
-    let features = steps::extract_features(
+    let (features, feature_dim) = steps::extract_features(
         &model,
         dataset,
         &meta.normalization,
+        config.cluster_layer.as_deref(),
         config.batch_size,
         &options.device,
         epoch,
@@ -275,15 +304,14 @@ fn run_epoch(
 
     // PCA with whitening, then L2 normalisation.
     let clock = Instant::now();
-    let feature_dim = model.backbone.feature_dim();
-    let (reduced, pca_dim) = steps::pca_whiten(
+    let reduced = steps::pca_whiten(
         &features,
         feature_dim,
         config.pca_dim,
         config.whiten,
         epoch_seed(config.seed, epoch, 1),
     )?;
-    drop(features);
+    let pca_dim = reduced.dim;
     seconds.pca = clock.elapsed().as_secs_f64();
 
     // Clustering: the assignment is the epoch's pseudo-labels. PIC chooses the number of
@@ -293,7 +321,7 @@ fn run_epoch(
         ClusteringMethod::Kmeans => {
             progress.start("kmeans", config.kmeans_iterations as u64);
             let result = steps::run_kmeans(
-                &reduced,
+                &reduced.points,
                 pca_dim,
                 config.k,
                 config.kmeans_iterations,
@@ -304,40 +332,49 @@ fn run_epoch(
         }
         ClusteringMethod::Pic => {
             progress.start("pic", 1);
-            let result = steps::run_pic(&reduced, pca_dim)?;
+            let result = steps::run_pic(&reduced.points, pca_dim)?;
             progress.finish();
-            steps::Clustering::from_pic(result, &reduced, pca_dim)
+            steps::Clustering::from_pic(result, &reduced.points, pca_dim)
         }
     };
     seconds.kmeans = clock.elapsed().as_secs_f64();
-    drop(reduced);
     let n_clusters = clustering.cluster_sizes.len();
+    let top_layer = match (config.top_init, &clustering.centroids) {
+        (TopInit::Centroids, Some(centroids)) => {
+            Some(steps::centroid_top_layer(&reduced, centroids, &features))
+        }
+        _ => None,
+    };
+    drop(reduced);
+    drop(features);
     let assignments = clustering.assignments;
 
-    // Agreement with the previous epoch and with the labels.
-    let nmi_previous = match &previous_assignments {
-        Some(previous) => Some(metrics::normalized_mutual_info(previous, &assignments)?),
-        None => None,
-    };
-    let labels = match &dataset.labels {
-        Some(labels) => Some(label_metrics(&assignments, labels)?),
-        None => None,
-    };
+    let (nmi_previous, labels) = agreement(
+        &assignments,
+        previous_assignments.as_deref(),
+        dataset.labels.as_deref(),
+    )?;
 
     // One epoch of training on uniformly sampled pseudo-labels, with a new top layer.
     let clock = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed(config.seed, epoch, 3));
-    let order = steps::sample_uniformly(&assignments, n_clusters, &mut rng);
-    let model = steps::reset_top_layer(model, n_clusters);
+    let order = match config.sampling {
+        Sampling::Uniform => steps::sample_uniformly(&assignments, n_clusters, &mut rng),
+        Sampling::Shuffle => steps::shuffle_all(assignments.len(), &mut rng),
+    };
+    let class_weights = match config.loss_weighting {
+        LossWeighting::None => None,
+        LossWeighting::InverseSqrt => Some(steps::inverse_sqrt_weights(&clustering.cluster_sizes)),
+    };
+    let model = match top_layer {
+        Some((weight, bias)) => model.with_top_layer(weight, bias, n_clusters),
+        None => steps::reset_top_layer(model, n_clusters),
+    };
     // A checkpoint rebuilds the network from this before loading the weights.
     meta.model.n_clusters = n_clusters;
     let settings = sgd_settings(&config);
     let mut top_optimizer = steps::top_layer_optimizer(&settings);
-    let augmentation = Augmentation {
-        crop_scale: (config.crop_scale_min, config.crop_scale_max),
-        crop_ratio: CROP_RATIO,
-        horizontal_flip: config.horizontal_flip,
-    };
+    let augmentation = config.augmentation();
     let inputs = EpochInputs {
         dataset,
         pseudo_labels: &assignments,
@@ -347,6 +384,7 @@ fn run_epoch(
         batch_size: config.batch_size,
         seed: config.seed,
         epoch,
+        class_weights: class_weights.as_deref(),
     };
     let (model, loss) = steps::train_epoch(
         model,
@@ -383,9 +421,28 @@ fn run_epoch(
             optimizer,
             meta,
             previous_assignments: Some(assignments),
+            v2: None,
         },
         record,
     ))
+}
+
+/// Returns the NMI of an epoch's assignment with the previous epoch's and its agreement with
+/// the labels, each `None` when there is nothing to compare with.
+pub(super) fn agreement(
+    assignments: &[u32],
+    previous: Option<&[u32]>,
+    labels: Option<&[u32]>,
+) -> Result<(Option<f64>, Option<LabelMetrics>), TrainError> {
+    let nmi_previous = match previous {
+        Some(previous) => Some(metrics::normalized_mutual_info(previous, assignments)?),
+        None => None,
+    };
+    let labels = match labels {
+        Some(labels) => Some(label_metrics(assignments, labels)?),
+        None => None,
+    };
+    Ok((nmi_previous, labels))
 }
 
 fn label_metrics(assignments: &[u32], labels: &[u32]) -> Result<LabelMetrics, TrainError> {

@@ -19,56 +19,86 @@ use crate::preprocess::{Augmentation, Normalization, eval_batch, train_batch};
 use super::{Progress, TrainError};
 
 /// Runs the network in evaluation mode over the whole dataset and returns its features,
-/// `[n_images, feature_dim]` row-major.
+/// `[n_images, feature_dim]` row-major, with `feature_dim` returned beside them.
 ///
-/// Batch norm uses its running statistics and dropout is off. A non-finite feature is an error
-/// naming the image, because k-means cannot run on it.
+/// The features are those of the last fully connected layer, or the flattened activations of
+/// the convolution `layer` (after its ReLU) when one is named. Batch norm uses its running
+/// statistics and dropout is off. A non-finite feature is an error naming the image, because
+/// k-means cannot run on it.
+#[allow(clippy::too_many_arguments)]
 pub fn extract_features(
     model: &DeepClusterNet,
     dataset: &Dataset,
     normalization: &Normalization,
+    layer: Option<&str>,
     batch_size: usize,
     device: &Device,
     epoch: usize,
     progress: &dyn Progress,
-) -> Result<Vec<f32>, TrainError> {
+) -> Result<(Vec<f32>, usize), TrainError> {
     let model = model.valid();
     let eval_device = device.clone().without_autodiff();
-    let feature_dim = model.backbone.feature_dim();
-    let mut features = vec![0.0f32; dataset.len() * feature_dim];
+    let mut features = Vec::new();
+    let mut feature_dim = 0;
     let indices: Vec<usize> = (0..dataset.len()).collect();
     progress.start("extract", dataset.len() as u64);
-    for (batch_index, batch) in indices.chunks(batch_size).enumerate() {
+    for batch in indices.chunks(batch_size) {
         let pixels = eval_batch(dataset, batch, normalization);
         let input = images_tensor(pixels, batch.len(), dataset, &eval_device);
-        let output = model.backbone.forward_features(input).into_data();
+        let output = match layer {
+            None => model.backbone.forward_features(input),
+            Some(name) => {
+                let activation = model.backbone.forward_layer(input, name).ok_or_else(|| {
+                    TrainError::UnknownLayer {
+                        layer: name.to_owned(),
+                        valid: model.backbone.layer_names().join(", "),
+                    }
+                })?;
+                activation.flatten::<2>(1, 3)
+            }
+        };
+        feature_dim = output.dims()[1];
+        let output = output.into_data();
         let values = output
             .as_slice::<f32>()
             .map_err(|error| TrainError::Backend(format!("{error:?}")))?;
-        let start = batch_index * batch_size * feature_dim;
-        features[start..start + values.len()].copy_from_slice(values);
+        if features.is_empty() {
+            features.reserve_exact(dataset.len() * feature_dim);
+        }
+        features.extend_from_slice(values);
         progress.advance(batch.len() as u64);
     }
     progress.finish();
     if let Some(position) = features.iter().position(|v| !v.is_finite()) {
         return Err(TrainError::NonFiniteFeatures {
             epoch,
-            image: position / feature_dim,
+            image: position / feature_dim.max(1),
         });
     }
-    Ok(features)
+    Ok((features, feature_dim))
+}
+
+/// Features after PCA and L2 normalisation, with what produced them.
+pub struct Reduced {
+    /// `[n_images, dim]`, each row of unit length.
+    pub points: Vec<f32>,
+    /// Dimension after PCA, smaller than requested when there are fewer images or features.
+    pub dim: usize,
+    /// The fitted PCA.
+    pub pca: cluster::Pca,
+    /// Mean length of the projected rows before normalisation.
+    pub mean_norm: f32,
 }
 
 /// Projects features `[n_images, feature_dim]` with a PCA fitted on them (whitened when
-/// `whiten`), then L2-normalises each row. Returns the reduced features and their dimension,
-/// which is smaller than `pca_dim` when there are fewer images or features than that.
+/// `whiten`), then L2-normalises each row.
 pub fn pca_whiten(
     features: &[f32],
     feature_dim: usize,
     pca_dim: usize,
     whiten: bool,
     seed: u64,
-) -> Result<(Vec<f32>, usize), TrainError> {
+) -> Result<Reduced, TrainError> {
     let config = PcaConfig {
         output_dim: pca_dim,
         whiten,
@@ -76,10 +106,123 @@ pub fn pca_whiten(
         seed,
     };
     let pca = cluster::Pca::fit(features, feature_dim, &config)?;
-    let mut reduced = pca.transform(features);
+    let mut points = pca.transform(features);
     let dim = pca.output_dim();
-    cluster::l2_normalize_rows(&mut reduced, dim);
-    Ok((reduced, dim))
+    let n_rows = (points.len() / dim.max(1)).max(1);
+    let norm_sum: f64 = points
+        .chunks_exact(dim)
+        .map(|row| f64::from(row.iter().map(|v| v * v).sum::<f32>().sqrt()))
+        .sum();
+    cluster::l2_normalize_rows(&mut points, dim);
+    Ok(Reduced {
+        points,
+        dim,
+        pca,
+        mean_norm: (norm_sum / n_rows as f64) as f32,
+    })
+}
+
+/// Temperature of a top layer initialised from the centroids: its logits are cosine
+/// similarities divided by this.
+pub const CENTROID_TOP_TEMPERATURE: f32 = 0.1;
+
+/// Returns the weight `[feature_dim, n_clusters]` and bias `[n_clusters]` of a top layer whose
+/// logits approximate the cosine similarity between an image's reduced feature and each centroid,
+/// divided by [`CENTROID_TOP_TEMPERATURE`], so the layer starts by predicting the k-means
+/// assignment.
+///
+/// The layer is linear, so it divides by the mean length of the projected rows instead of each
+/// row's own length. It also reads the features after the ReLU, while k-means saw them before
+/// it: on those inputs the whitened projection can give far larger logits, which made training
+/// diverge. So the weight and bias are finally scaled to give the logits, on up to
+/// [`CALIBRATION_ROWS`] rows of `features` (`[n_images, feature_dim]`, before the ReLU) passed
+/// through a ReLU, the standard deviation of the target cosine similarities divided by the
+/// temperature.
+pub fn centroid_top_layer(
+    reduced: &Reduced,
+    centroids: &[f32],
+    features: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (mut weight, mut bias) = project_centroids(reduced, centroids);
+    let scale = calibration_scale(reduced, centroids, features, &weight, &bias);
+    weight.iter_mut().for_each(|w| *w *= scale);
+    bias.iter_mut().for_each(|b| *b *= scale);
+    (weight, bias)
+}
+
+/// Rows of features used to scale a centroid-initialised top layer.
+pub const CALIBRATION_ROWS: usize = 2048;
+
+/// Returns the factor that gives the top layer's logits on ReLU'd features the spread of the
+/// cosine similarities they stand for; 1 when either spread is zero.
+fn calibration_scale(
+    reduced: &Reduced,
+    centroids: &[f32],
+    features: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+) -> f32 {
+    let dim = reduced.dim;
+    let feature_dim = reduced.pca.input_dim();
+    let n_clusters = bias.len();
+    let rows = (features.len() / feature_dim).min(CALIBRATION_ROWS);
+    let mut logits = Vec::with_capacity(rows * n_clusters);
+    let mut targets = Vec::with_capacity(rows * n_clusters);
+    for row in 0..rows {
+        let x = &features[row * feature_dim..(row + 1) * feature_dim];
+        let z = &reduced.points[row * dim..(row + 1) * dim];
+        for (cluster, centroid) in centroids.chunks_exact(dim).enumerate() {
+            let logit: f32 = bias[cluster]
+                + x.iter()
+                    .enumerate()
+                    .map(|(f, v)| v.max(0.0) * weight[f * n_clusters + cluster])
+                    .sum::<f32>();
+            logits.push(f64::from(logit));
+            let cosine: f32 = centroid.iter().zip(z).map(|(c, v)| c * v).sum();
+            targets.push(f64::from(cosine / CENTROID_TOP_TEMPERATURE));
+        }
+    }
+    let (logit_std, target_std) = (standard_deviation(&logits), standard_deviation(&targets));
+    if logit_std > 0.0 && target_std > 0.0 && logit_std.is_finite() {
+        (target_std / logit_std) as f32
+    } else {
+        1.0
+    }
+}
+
+fn standard_deviation(values: &[f64]) -> f64 {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt()
+}
+
+/// Returns the weight and bias that map a feature `x` to `c · P(x − μ) / (mean_norm · τ)` for
+/// every centroid `c`, where `P` is the PCA projection and `μ` its mean.
+fn project_centroids(reduced: &Reduced, centroids: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let dim = reduced.dim;
+    let feature_dim = reduced.pca.input_dim();
+    let n_clusters = centroids.len() / dim;
+    let components = reduced.pca.components();
+    let scale = 1.0 / (reduced.mean_norm.max(f32::EPSILON) * CENTROID_TOP_TEMPERATURE);
+    let mut weight = vec![0.0f32; feature_dim * n_clusters];
+    for (cluster, centroid) in centroids.chunks_exact(dim).enumerate() {
+        for (component, &coefficient) in components.chunks_exact(feature_dim).zip(centroid) {
+            for (feature, &value) in component.iter().enumerate() {
+                weight[feature * n_clusters + cluster] += coefficient * value * scale;
+            }
+        }
+    }
+    let mean = reduced.pca.mean();
+    let bias = (0..n_clusters)
+        .map(|cluster| {
+            -mean
+                .iter()
+                .enumerate()
+                .map(|(feature, m)| m * weight[feature * n_clusters + cluster])
+                .sum::<f32>()
+        })
+        .collect();
+    (weight, bias)
 }
 
 /// Clusters the reduced features into `n_clusters` with Lloyd's k-means, splitting empty
@@ -117,6 +260,8 @@ pub struct Clustering {
     pub objective: f64,
     /// Empty k-means clusters refilled by splitting (0 for PIC).
     pub n_splits: usize,
+    /// k-means centroids `[n_clusters, dim]` (`None` for PIC).
+    pub centroids: Option<Vec<f32>>,
 }
 
 impl From<KMeansResult> for Clustering {
@@ -126,6 +271,7 @@ impl From<KMeansResult> for Clustering {
             cluster_sizes: result.cluster_sizes,
             objective: result.objective,
             n_splits: result.n_splits,
+            centroids: Some(result.centroids),
         }
     }
 }
@@ -140,6 +286,7 @@ impl Clustering {
             cluster_sizes: result.cluster_sizes,
             objective,
             n_splits: 0,
+            centroids: None,
         }
     }
 }
@@ -203,6 +350,40 @@ pub fn sample_uniformly(assignments: &[u32], n_clusters: usize, rng: &mut impl R
     order
 }
 
+/// Returns an epoch's order of image indices: every image once, shuffled.
+pub fn shuffle_all(n_images: usize, rng: &mut impl Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n_images).collect();
+    order.shuffle(rng);
+    order
+}
+
+/// Returns the loss weight of each cluster: 1/√size, scaled so that the weights average 1
+/// over the images (so the learning rate keeps its meaning). Empty clusters get 0.
+pub fn inverse_sqrt_weights(cluster_sizes: &[usize]) -> Vec<f32> {
+    let raw: Vec<f64> = cluster_sizes
+        .iter()
+        .map(|&size| {
+            if size > 0 {
+                1.0 / (size as f64).sqrt()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let n_images: usize = cluster_sizes.iter().sum();
+    let weighted: f64 = raw
+        .iter()
+        .zip(cluster_sizes)
+        .map(|(w, &n)| w * n as f64)
+        .sum();
+    let scale = if weighted > 0.0 {
+        n_images as f64 / weighted
+    } else {
+        1.0
+    };
+    raw.iter().map(|w| (w * scale) as f32).collect()
+}
+
 /// Replaces the top layer by a freshly initialised `Linear(feature_dim, n_clusters)`, because
 /// cluster ids carry no meaning from one epoch to the next.
 pub fn reset_top_layer(model: DeepClusterNet, n_clusters: usize) -> DeepClusterNet {
@@ -264,6 +445,8 @@ pub struct EpochInputs<'a> {
     pub seed: u64,
     /// Epoch number, from 1.
     pub epoch: usize,
+    /// Loss weight of each cluster; `None` weighs every image the same.
+    pub class_weights: Option<&'a [f32]>,
 }
 
 /// Trains the network for one pass over `inputs.order` to predict the pseudo-labels, with
@@ -282,7 +465,9 @@ pub fn train_epoch(
     interrupted: &AtomicBool,
 ) -> Result<(DeepClusterNet, f64), TrainError> {
     let train_device = device.clone().autodiff();
-    let loss_function = CrossEntropyLossConfig::new().init(&train_device);
+    let loss_function = CrossEntropyLossConfig::new()
+        .with_weights(inputs.class_weights.map(<[f32]>::to_vec))
+        .init(&train_device);
     let mut model = model.train();
     let mut loss_sum = 0.0f64;
     let mut n_batches = 0usize;
@@ -388,5 +573,79 @@ mod tests {
         let first = sample_uniformly(&assignments, 7, &mut ChaCha8Rng::seed_from_u64(3));
         let second = sample_uniformly(&assignments, 7, &mut ChaCha8Rng::seed_from_u64(3));
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn inverse_sqrt_weights_average_one_per_image() {
+        let sizes = [100usize, 25, 0, 4];
+        let weights = inverse_sqrt_weights(&sizes);
+        assert_eq!(weights[2], 0.0);
+        // Relative weights follow 1/√size.
+        assert!((weights[1] / weights[0] - 2.0).abs() < 1e-5, "{weights:?}");
+        assert!((weights[3] / weights[0] - 5.0).abs() < 1e-5, "{weights:?}");
+        let total: f32 = weights.iter().zip(&sizes).map(|(w, &n)| w * n as f32).sum();
+        assert!((total - 129.0).abs() < 1e-3, "{total}");
+    }
+
+    #[test]
+    fn shuffle_visits_every_image_once() {
+        let mut order = shuffle_all(50, &mut ChaCha8Rng::seed_from_u64(4));
+        assert_ne!(order, (0..50).collect::<Vec<_>>());
+        order.sort_unstable();
+        assert_eq!(order, (0..50).collect::<Vec<_>>());
+    }
+
+    /// Returns random features `[n, feature_dim]`, their whitened PCA to 4 dimensions, and `k`
+    /// random centroids in that space.
+    fn random_clustering(
+        n: usize,
+        feature_dim: usize,
+        k: usize,
+        seed: u64,
+    ) -> (Vec<f32>, Reduced, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let features: Vec<f32> = (0..n * feature_dim)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let reduced = pca_whiten(&features, feature_dim, 4, true, 0).unwrap();
+        let centroids: Vec<f32> = (0..k * reduced.dim)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        (features, reduced, centroids)
+    }
+
+    #[test]
+    fn centroid_projection_scores_the_projected_features() {
+        let (feature_dim, k) = (8, 3);
+        let (features, reduced, centroids) = random_clustering(60, feature_dim, k, 5);
+        let (weight, bias) = project_centroids(&reduced, &centroids);
+        let projected = reduced.pca.transform(&features);
+        let scale = reduced.mean_norm * CENTROID_TOP_TEMPERATURE;
+        for (row, z) in features
+            .chunks_exact(feature_dim)
+            .zip(projected.chunks_exact(reduced.dim))
+        {
+            for (cluster, centroid) in centroids.chunks_exact(reduced.dim).enumerate() {
+                let logit: f32 = bias[cluster]
+                    + row
+                        .iter()
+                        .enumerate()
+                        .map(|(f, x)| x * weight[f * k + cluster])
+                        .sum::<f32>();
+                let expected: f32 = centroid.iter().zip(z).map(|(c, v)| c * v).sum();
+                assert!(
+                    (logit * scale - expected).abs() < 1e-3,
+                    "{logit} vs {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn centroid_top_layer_matches_target_spread() {
+        let (features, reduced, centroids) = random_clustering(200, 8, 4, 6);
+        let (weight, bias) = centroid_top_layer(&reduced, &centroids, &features);
+        let scale = calibration_scale(&reduced, &centroids, &features, &weight, &bias);
+        assert!((scale - 1.0).abs() < 1e-3, "{scale}");
     }
 }
