@@ -7,7 +7,6 @@ use anyhow::anyhow;
 use clap::Args;
 use deepcluster::cluster::{Pca, PcaConfig};
 use deepcluster::data::Dataset;
-use deepcluster::preprocess::{Normalization, eval_batch};
 use deepcluster::eval::linear::{
     PCA_INPUT_TARGET_DIM, POOLED_TARGET_DIM, Pooling, ProbeSettings, layer_shape, top1_accuracy,
     train_linear_classifier,
@@ -15,6 +14,7 @@ use deepcluster::eval::linear::{
 use deepcluster::eval::splits::{DEFAULT_TEST_FRACTION, hold_out};
 use deepcluster::eval::{self, LoadedModel};
 use deepcluster::plot::{BarSeries, draw_grouped_bar_chart, save_png};
+use deepcluster::preprocess::{Normalization, eval_batch};
 use deepcluster::train::TrainConfig;
 use serde::Serialize;
 
