@@ -249,7 +249,7 @@ fn unknown_cluster_layer_lists_valid_ones() {
     let dir = tempfile::tempdir().unwrap();
     let output = run_with(dir.path(), &["--cluster-layer", "conv9", "--out", "run"]);
     assert_bad_input(&output, &["conv9", "conv1, conv2, conv3, conv4, conv5"]);
-    assert!(!dir.path().join("run").join("checkpoints").exists());
+    assert!(!dir.path().join("run").exists());
 }
 
 #[test]

@@ -192,7 +192,8 @@ impl NetworkPlan {
         networks
     }
 
-    /// Returns where a command writes its scores by default, `None` without --run. The file is
+    /// Returns where a command writes its scores by default. Without --run it warns that nothing
+    /// will be saved and returns `None`. The file is
     /// `RUN/eval/STEM.json`, or `RUN/eval/STEM-random.json` for `--model random` so that the
     /// trained network's scores are kept.
     pub fn default_output(&self, stem: &str) -> Option<PathBuf> {
@@ -201,8 +202,15 @@ impl NetworkPlan {
         } else {
             "-random"
         };
-        let run = self.run.as_ref()?;
-        Some(run.join("eval").join(format!("{stem}{suffix}.json")))
+        match self.run.as_ref() {
+            Some(run) => Some(run.join("eval").join(format!("{stem}{suffix}.json"))),
+            None => {
+                tracing::warn!(
+                    "the scores are printed but not saved: there is no run folder; pass --out FILE to save them"
+                );
+                None
+            }
+        }
     }
 
     /// Returns the networks of [`Self::networks`] for images shaped like `dataset`, after

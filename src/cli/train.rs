@@ -128,20 +128,20 @@ pub struct TrainArgs {
     no_flip: bool,
 
     /// Largest random rotation of a training image, in degrees [default: 0].
-    #[arg(long, value_name = "DEGREES")]
+    #[arg(long, value_name = "DEGREES", allow_negative_numbers = true)]
     rotation: Option<f32>,
 
     /// Largest random translation of a training image, as a fraction of its size [default: 0].
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     translate: Option<f32>,
 
     /// Brightness jitter: pixel values are scaled by a factor in [1 − X, 1 + X] [default: 0].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     brightness: Option<f32>,
 
     /// Contrast jitter: each image is blended with its mean by a factor in [1 − X, 1 + X]
     /// [default: 0].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     contrast: Option<f32>,
 
     /// Layer whose activations are clustered: conv1 to conv5 (after the ReLU) [default: the

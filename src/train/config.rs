@@ -42,9 +42,8 @@ pub enum Sampling {
     /// Draw the same number of images from every non-empty cluster, as the original
     /// DeepCluster does.
     Uniform,
-    /// Visit every image once, in a random order. The default, together with
-    /// [`LossWeighting::InverseSqrt`], because it scored higher on Fashion-MNIST
-    /// (docs/results.md).
+    /// Visit every image once, in a random order. The default, together with inverse square
+    /// root loss weights, because the pair scored higher on Fashion-MNIST (docs/results.md).
     #[default]
     Shuffle,
 }
@@ -64,8 +63,7 @@ pub enum LossWeighting {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
-    /// The original DeepCluster: extraction, PCA, k-means, uniform sampling over clusters and a
-    /// new top layer at every epoch.
+    /// DeepCluster as published: extraction, PCA, k-means, and a new top layer at every epoch.
     #[default]
     V1,
     /// DeepCluster-v2 (Caron et al., NeurIPS 2020): a projection head, prototypes set to the

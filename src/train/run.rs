@@ -133,14 +133,7 @@ fn fresh_state(
             path: run_dir.clone(),
         });
     }
-    for dir in [run_dir.clone(), run_dir.join(record::ASSIGNMENTS_DIR)] {
-        fs::create_dir_all(&dir).map_err(|source| TrainError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    record::write_atomically(&run_dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
-
+    // Everything that can reject the configuration runs before the run folder is created.
     let normalization = normalization_for(config, dataset)?;
     let model_config = config.model_config(dataset);
     options.device.seed(config.seed);
@@ -154,6 +147,14 @@ fn fresh_state(
             });
         }
     }
+    for dir in [run_dir.clone(), run_dir.join(record::ASSIGNMENTS_DIR)] {
+        fs::create_dir_all(&dir).map_err(|source| TrainError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    record::write_atomically(&run_dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+
     let meta = CheckpointMeta {
         version: checkpoint::CHECKPOINT_VERSION,
         epoch: 0,
