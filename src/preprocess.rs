@@ -73,8 +73,8 @@ pub struct Augmentation {
     pub translate: f32,
     /// Brightness jitter β: pixel values are multiplied by a factor drawn from [1 − β, 1 + β].
     pub brightness: f32,
-    /// Contrast jitter γ: each image is blended with its mean by a factor drawn from
-    /// [1 − γ, 1 + γ].
+    /// Contrast jitter γ: each channel of an image is blended with its mean by a factor drawn
+    /// from [1 − γ, 1 + γ].
     pub contrast: f32,
 }
 
@@ -253,7 +253,7 @@ fn draw_crop(
 /// Resamples the view's crop bilinearly to the full image size, then turns, shifts, mirrors and
 /// jitters it as `view` describes.
 ///
-/// Samples inside the image area clamp to its edge pixels; samples that rotation or translation
+/// Samples inside the image area clamp to its edge pixels. Samples that rotation or translation
 /// move outside the image read black (0), as torchvision's affine transforms fill by default.
 fn resample_into(
     image: &[u8],
@@ -389,7 +389,7 @@ mod tests {
         assert_eq!(first, second);
     }
 
-    /// A view of the whole 4×4 test image, turned by `angle` and shifted by `shift`.
+    /// Returns a view of the whole 4×4 test image, turned by `angle` and shifted by `shift`.
     fn whole_image_view(angle: f32, shift: (f32, f32)) -> View {
         View {
             crop: Crop {

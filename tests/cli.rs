@@ -2,50 +2,13 @@
 //! that fails after its input was accepted), print one clear error naming the file or value, and
 //! leave no partial file behind.
 
+mod command;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// Options that make a training run take seconds: few images, a narrow network, few clusters.
-const TINY_RUN: &[&str] = &[
-    "--max-images",
-    "96",
-    "-k",
-    "4",
-    "--width",
-    "0.125",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "32",
-    "--pca-dim",
-    "16",
-    "-q",
-];
-
-fn deepcluster(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deepcluster"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the deepcluster binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_bad_input(output: &Output, expected: &[&str]) {
-    let message = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "stderr: {message}");
-    for fragment in expected {
-        assert!(
-            message.contains(fragment),
-            "`{fragment}` missing from: {message}"
-        );
-    }
-    assert!(!message.contains("panicked"), "{message}");
-}
+use command::{TINY_RUN, assert_bad_input, deepcluster, stderr};
 
 /// Lists every file under `dir` whose name marks it as partial.
 fn temporary_files(dir: &Path) -> Vec<PathBuf> {

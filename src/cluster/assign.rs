@@ -79,7 +79,7 @@ fn squared_distance_portable(x: &[f32], c: &[f32]) -> f32 {
 fn squared_distance_avx512(x: &[f32], c: &[f32]) -> f32 {
     use std::arch::x86_64::*;
 
-    // Four vectors of 16 lanes: `sums[v]` holds lanes `16v..16v + 16`.
+    // Four vectors of 16 lanes: `sums[v]` contains lanes `16v..16v + 16`.
     let mut sums = [_mm512_setzero_ps(); 4];
     for (chunk, (xs, cs)) in x.chunks(16).zip(c.chunks(16)).enumerate() {
         let vector = chunk % 4;
@@ -418,8 +418,8 @@ fn resolve_block(
     }
 }
 
-/// Whether centroid `a` (index, distance) beats `b`: a smaller distance, or an equal one and
-/// a lower index. An index of `u32::MAX` means no centroid yet.
+/// Returns whether centroid `a` (index, distance) beats `b`: a smaller distance, or an equal
+/// one and a lower index. An index of `u32::MAX` means no centroid yet.
 fn is_nearer(a: (u32, f32), b: (u32, f32)) -> bool {
     b.0 == u32::MAX || a.1 < b.1 || (a.1 == b.1 && a.0 < b.0)
 }

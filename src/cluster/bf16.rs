@@ -9,7 +9,7 @@
 //! treats them as zero, and the flush is part of `δx`.
 //!
 //! The product kernel keeps `MR` points in registers and streams tiles of `NP × 16`
-//! centroids packed as bf16 pairs; each tile's scores go straight into the screen, so no
+//! centroids packed as bf16 pairs. Each tile's scores go straight into the screen, so no
 //! score is stored.
 
 use std::arch::x86_64::*;

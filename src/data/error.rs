@@ -271,7 +271,7 @@ pub enum DataError {
     VocMissingImageSet {
         /// The missing file.
         path: PathBuf,
-        /// Which archive holds it.
+        /// The archive that contains it.
         hint: &'static str,
     },
 

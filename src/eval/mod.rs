@@ -60,7 +60,7 @@ pub fn load_run(run_dir: &Path, device: &Device) -> Result<LoadedModel, TrainErr
     })
 }
 
-/// Which network an evaluation scores.
+/// The network an evaluation scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
@@ -115,7 +115,7 @@ pub enum EvalError {
     /// Images whose shape does not fit the network.
     #[error("invalid input: {message}")]
     InputShape {
-        /// What differs, with both values.
+        /// The difference, with both values.
         message: String,
     },
     /// A NaN or infinite training loss.

@@ -35,7 +35,7 @@ pub enum ClusteringMethod {
     Pic,
 }
 
-/// How the images of an epoch are ordered for training.
+/// Order of the training images within an epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sampling {
@@ -80,7 +80,7 @@ pub const DEFAULT_V2_SMALL_CROPS: usize = 2;
 /// Largest accepted number of small crops: each crop is one more forward and backward pass.
 pub const MAX_V2_SMALL_CROPS: usize = 8;
 
-/// How the top layer is initialised at the start of each epoch.
+/// Initialisation of the top layer at the start of each epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum TopInit {

@@ -38,29 +38,27 @@ pub fn assert_bad_input(output: &Output, expected: &[&str]) {
     assert!(!message.contains("panicked"), "{message}");
 }
 
-/// Trains a one-epoch run of a narrow network on 96 embedded Fashion-MNIST images into
-/// `dir/run`, in a few seconds.
+/// Options that make a training run take seconds: 96 images, a narrow network, 4 clusters,
+/// one epoch.
+pub const TINY_RUN: &[&str] = &[
+    "--max-images",
+    "96",
+    "-k",
+    "4",
+    "--width",
+    "0.125",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--pca-dim",
+    "16",
+    "-q",
+];
+
+/// Trains a [`TINY_RUN`] on the embedded Fashion-MNIST images into `dir/run`, in a few seconds.
 pub fn train_tiny_run(dir: &Path) {
-    let output = deepcluster(
-        &[
-            "train",
-            "--max-images",
-            "96",
-            "-k",
-            "4",
-            "--width",
-            "0.125",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-            "--pca-dim",
-            "16",
-            "--out",
-            "run",
-            "-q",
-        ],
-        dir,
-    );
-    assert_success(&output);
+    let mut args = vec!["train", "--out", "run"];
+    args.extend_from_slice(TINY_RUN);
+    assert_success(&deepcluster(&args, dir));
 }
