@@ -360,3 +360,19 @@ fn cli_rejects_v2_flags_with_resume() {
     let output = deepcluster(&["train", "--resume", "run", "--method", "v2"], dir.path());
     assert_bad_input(&output, &["--method", "--resume"]);
 }
+
+#[test]
+fn cli_rejects_v1_options_that_v2_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    for option in [
+        &["--sampling", "uniform"][..],
+        &["--top-init", "centroids"],
+        &["--pca-dim", "64"],
+    ] {
+        let mut args = vec!["train", "--method", "v2", "--out", "run"];
+        args.extend_from_slice(option);
+        let output = deepcluster(&args, dir.path());
+        assert_bad_input(&output, &[option[0], "--method v2", "remove"]);
+        assert!(!dir.path().join("run").exists());
+    }
+}

@@ -10,7 +10,8 @@ use deepcluster::data::{self, Dataset, Format, LoadOptions, Split};
 use deepcluster::device::parse_device;
 use deepcluster::model::Architecture;
 use deepcluster::train::{
-    self, ClusteringMethod, LossWeighting, Method, RunOptions, Sampling, TopInit, TrainConfig,
+    self, ClusteringMethod, LossWeighting, LrSchedule, Method, RunOptions, Sampling, TopInit,
+    TrainConfig,
 };
 
 use super::Failure;
@@ -97,6 +98,11 @@ pub struct TrainArgs {
     /// SGD learning rate [default: 0.05].
     #[arg(long)]
     lr: Option<f64>,
+
+    /// Learning rate over the epochs: `constant`, or `cosine` (half a cosine from --lr at the
+    /// first epoch towards zero after the last) [default: constant].
+    #[arg(long, value_enum)]
+    lr_schedule: Option<LrSchedule>,
 
     /// SGD momentum of the backbone [default: 0.9].
     #[arg(long)]
@@ -226,6 +232,7 @@ impl TrainArgs {
             ("--kmeans-iterations", self.kmeans_iterations.is_some()),
             ("--batch-size", self.batch_size.is_some()),
             ("--lr", self.lr.is_some()),
+            ("--lr-schedule", self.lr_schedule.is_some()),
             ("--momentum", self.momentum.is_some()),
             ("--weight-decay", self.weight_decay.is_some()),
             ("--arch", self.arch.is_some()),
@@ -274,6 +281,7 @@ impl TrainArgs {
             epochs = self.epochs,
             batch_size = self.batch_size,
             learning_rate = self.lr,
+            lr_schedule = self.lr_schedule,
             momentum = self.momentum,
             weight_decay = self.weight_decay,
             architecture = self.arch,
@@ -312,6 +320,20 @@ impl TrainArgs {
         config.sobel &= !self.no_sobel;
         config.horizontal_flip &= !self.no_flip;
         config.validate().map_err(Failure::bad_input)?;
+        if config.method == Method::V2 {
+            let ignored = [
+                ("--pca-dim", self.pca_dim.is_some()),
+                ("--no-whiten", self.no_whiten),
+                ("--sampling", self.sampling.is_some()),
+                ("--loss-weighting", self.loss_weighting.is_some()),
+                ("--top-init", self.top_init.is_some()),
+            ];
+            if let Some((name, _)) = ignored.iter().find(|(_, given)| *given) {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "{name} has no effect with --method v2, which clusters its unit-length embeddings and trains on every image once per epoch with an unweighted loss; remove {name}"
+                )));
+            }
+        }
         Ok(config)
     }
 }

@@ -93,6 +93,19 @@ pub enum TopInit {
     Centroids,
 }
 
+/// Learning rate over the epochs of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// The same rate at every epoch, as the original DeepCluster trains.
+    #[default]
+    Constant,
+    /// Half a cosine from the full rate at the first epoch towards zero after the last; each
+    /// epoch uses one rate. It depends on the total number of epochs, so resuming with a
+    /// larger `--epochs` changes the rate of the epochs still to come.
+    Cosine,
+}
+
 /// Every setting of a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,6 +158,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// SGD learning rate, for the backbone and the top layer.
     pub learning_rate: f64,
+    /// How the learning rate changes from one epoch to the next.
+    pub lr_schedule: LrSchedule,
     /// SGD momentum of the backbone (the top layer uses none).
     pub momentum: f64,
     /// L2 weight decay.
@@ -213,6 +228,7 @@ impl Default for TrainConfig {
             epochs: 4,
             batch_size: 256,
             learning_rate: DEFAULT_LEARNING_RATE,
+            lr_schedule: LrSchedule::Constant,
             momentum: DEFAULT_MOMENTUM,
             weight_decay: DEFAULT_WEIGHT_DECAY,
             crop_scale_min: 0.5,
@@ -295,6 +311,17 @@ impl TrainConfig {
                 // add its noise to every row that k-means clusters.
                 Method::V2 => 0.0,
             },
+        }
+    }
+
+    /// Returns the learning rate of `epoch` (counted from 1) under the schedule.
+    pub fn learning_rate_at(&self, epoch: usize) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Cosine => {
+                let progress = epoch.saturating_sub(1) as f64 / self.epochs.max(1) as f64;
+                self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
         }
     }
 
@@ -565,6 +592,21 @@ mod tests {
         config.validate().unwrap();
         let parsed: TrainConfig = toml::from_str("clustering = \"pic\"").unwrap();
         assert_eq!(parsed.clustering, ClusteringMethod::Pic);
+    }
+
+    #[test]
+    fn cosine_schedule_falls_from_the_rate_towards_zero() {
+        let config: TrainConfig =
+            toml::from_str("learning_rate = 0.1\nepochs = 4\nlr_schedule = \"cosine\"").unwrap();
+        let rates: Vec<f64> = (1..=4)
+            .map(|epoch| config.learning_rate_at(epoch))
+            .collect();
+        let expected = [0.1, 0.085_355, 0.05, 0.014_645];
+        for (rate, expected) in rates.iter().zip(expected) {
+            assert!((rate - expected).abs() < 1e-6, "{rates:?}");
+        }
+        let constant = TrainConfig::default();
+        assert_eq!(constant.learning_rate_at(3), constant.learning_rate);
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub mod v2;
 use std::path::PathBuf;
 
 pub use config::{
-    ClusteringMethod, ConfigError, LossWeighting, Method, Sampling, TopInit, TrainConfig,
+    ClusteringMethod, ConfigError, LossWeighting, LrSchedule, Method, Sampling, TopInit,
+    TrainConfig,
 };
 pub use record::EpochRecord;
 pub use run::{RunOptions, TrainSummary, train};

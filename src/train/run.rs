@@ -167,7 +167,7 @@ fn fresh_state(
         seed: config.seed,
     };
     Ok(RunState {
-        optimizer: steps::backbone_optimizer(&sgd_settings(config)),
+        optimizer: steps::backbone_optimizer(&sgd_settings(config, 1)),
         model,
         meta,
         previous_assignments: None,
@@ -252,9 +252,10 @@ fn normalization_for(config: &TrainConfig, dataset: &Dataset) -> Result<Normaliz
     }
 }
 
-pub(super) fn sgd_settings(config: &TrainConfig) -> SgdSettings {
+/// Returns the SGD settings of `epoch`.
+pub(super) fn sgd_settings(config: &TrainConfig, epoch: usize) -> SgdSettings {
     SgdSettings {
-        learning_rate: config.learning_rate,
+        learning_rate: config.learning_rate_at(epoch),
         momentum: config.momentum,
         weight_decay: config.weight_decay,
     }
@@ -373,7 +374,7 @@ fn run_epoch(
     };
     // A checkpoint rebuilds the network from this before loading the weights.
     meta.model.n_clusters = n_clusters;
-    let settings = sgd_settings(&config);
+    let settings = sgd_settings(&config, epoch);
     let mut top_optimizer = steps::top_layer_optimizer(&settings);
     let augmentation = config.augmentation();
     let inputs = EpochInputs {
@@ -411,7 +412,7 @@ fn run_epoch(
         cluster_sizes: ClusterSizes::from_sizes(&clustering.cluster_sizes),
         nmi_previous,
         labels,
-        learning_rate: config.learning_rate,
+        learning_rate: config.learning_rate_at(epoch),
         seconds,
     };
     meta.epoch = epoch;

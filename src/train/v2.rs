@@ -169,7 +169,7 @@ pub(super) fn run_epoch(
         cluster_sizes: ClusterSizes::from_sizes(&clustering.cluster_sizes),
         nmi_previous,
         labels,
-        learning_rate: config.learning_rate,
+        learning_rate: config.learning_rate_at(epoch),
         seconds,
     };
     let Trainee { model, head, bank } = trained.trainee;
@@ -315,7 +315,7 @@ fn train_pass(
     let crop_seeds: Vec<u64> = (0..n_crops as u64)
         .map(|crop| epoch_seed(config.seed, inputs.epoch, CROP_SEED_PURPOSE + crop))
         .collect();
-    let learning_rate = sgd_settings(config).learning_rate;
+    let learning_rate = sgd_settings(config, inputs.epoch).learning_rate;
 
     let Trainee {
         model,
