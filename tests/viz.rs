@@ -278,6 +278,43 @@ fn report_links_only_local_pictures() {
     }
 }
 
+/// Copies the folder `from` into `to`, recursively.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn failed_report_keeps_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    copy_folder(run_dir(), &run);
+    let run_arg = run.to_str().unwrap();
+    assert_exit(&deepcluster(&["report", run_arg]), 0, &[]);
+    let page = run.join("report/index.html");
+    let before = std::fs::read_to_string(&page).unwrap();
+
+    // The curves are drawn before the unknown layer is found.
+    let output = deepcluster(&["report", run_arg, "--layer", "conv9"]);
+    assert_exit(&output, 2, &["conv9"]);
+    assert_eq!(std::fs::read_to_string(&page).unwrap(), before);
+    let mut names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("report"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["report"]);
+}
+
 #[test]
 fn gradient_ascent_raises_activation() {
     let device = Device::flex();

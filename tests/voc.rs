@@ -346,6 +346,27 @@ fn unknown_class_in_annotation() {
 }
 
 #[test]
+fn difficult_flag_other_than_0_or_1() {
+    let dir = tempfile::tempdir().unwrap();
+    write_devkit(dir.path());
+    let path = dir.path().join("VOCdevkit/VOC2007/Annotations/000009.xml");
+    let xml = annotation_xml(&[("car", false), ("dog", true)])
+        .replace("<difficult>1</difficult>", "<difficult>yes</difficult>");
+    assert!(xml.contains("<difficult>yes</difficult>"));
+    fs::write(&path, xml).unwrap();
+    let output = eval_voc(dir.path(), &[]);
+    assert_bad_input(
+        &output,
+        &[
+            "Annotations/000009.xml",
+            "object 2 (`dog`)",
+            "<difficult>yes</difficult>",
+            "0 or 1",
+        ],
+    );
+}
+
+#[test]
 fn image_listed_but_missing() {
     let dir = tempfile::tempdir().unwrap();
     write_devkit(dir.path());

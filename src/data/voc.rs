@@ -183,7 +183,16 @@ pub fn parse_annotation(text: &str, path: &Path) -> Result<[Presence; N_VOC_CLAS
                 path: path.to_owned(),
                 name: name.to_owned(),
             })?;
-        let difficult = child_text("difficult") == Some("1");
+        let difficult = match child_text("difficult") {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "object {} (`{name}`) has <difficult>{other}</difficult>; VOC marks it 0 or 1",
+                    index + 1
+                )));
+            }
+        };
         targets[class] = match (targets[class], difficult) {
             (_, false) | (Presence::Present, true) => Presence::Present,
             (Presence::Absent | Presence::DifficultOnly, true) => Presence::DifficultOnly,

@@ -24,6 +24,10 @@ use crate::viz::{VizError, layer_channels, save_png};
 
 /// Folder of the report inside a run folder.
 pub const REPORT_DIR: &str = "report";
+/// Folder in which a new report is built before it replaces [`REPORT_DIR`].
+const REPORT_STAGING_DIR: &str = "report.partial";
+/// Name the previous report takes while the new one is moved into place.
+const REPORT_PREVIOUS_DIR: &str = "report.previous";
 
 /// What the report shows beyond the curves and the table.
 #[derive(Clone, Debug)]
@@ -76,52 +80,107 @@ pub fn write_report(
             path: run_dir.to_owned(),
         });
     };
+    // The page is built in a staging folder that replaces `report/` only once complete, so a
+    // failure leaves the previous report as it was and no partial one.
+    let staging = run_dir.join(REPORT_STAGING_DIR);
+    let write_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TrainError::Write { path, source }
+    };
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(write_error(&staging))?;
+    }
+    fs::create_dir_all(&staging).map_err(write_error(&staging))?;
+    let pages = Pages {
+        run_dir,
+        records: &records,
+        last,
+        dataset,
+        options,
+        device,
+    };
+    if let Err(error) = pages.write(&staging) {
+        // Best effort: the error that stopped the report is the one to show.
+        let _ = fs::remove_dir_all(&staging);
+        return Err(error);
+    }
+
     let out_dir = run_dir.join(REPORT_DIR);
-    fs::create_dir_all(&out_dir).map_err(|source| TrainError::Write {
-        path: out_dir.clone(),
-        source,
-    })?;
+    let previous = run_dir.join(REPORT_PREVIOUS_DIR);
+    if previous.exists() {
+        fs::remove_dir_all(&previous).map_err(write_error(&previous))?;
+    }
+    if out_dir.exists() {
+        fs::rename(&out_dir, &previous).map_err(write_error(&out_dir))?;
+    }
+    fs::rename(&staging, &out_dir).map_err(write_error(&out_dir))?;
+    if previous.exists() {
+        fs::remove_dir_all(&previous).map_err(write_error(&previous))?;
+    }
+    Ok(out_dir.join("index.html"))
+}
 
-    let mut html = String::new();
-    let title = format!("DeepCluster run {}", run_dir.display());
-    write_header(&mut html, &title, last, records.len());
-    write_config(&mut html, run_dir);
-    write_table(&mut html, &records);
+/// What the report shows.
+struct Pages<'a> {
+    run_dir: &'a Path,
+    records: &'a [EpochRecord],
+    last: &'a EpochRecord,
+    dataset: &'a Dataset,
+    options: &'a ReportOptions,
+    device: &'a Device,
+}
 
-    let mut curves = Vec::new();
-    for curve in Curve::ALL {
-        if let Some(image) = draw_curve(curve, &records, 720, 400)? {
-            let file = format!("{}.png", curve.name());
-            save_png(&image, &out_dir.join(&file))?;
-            curves.push(Figure {
-                file,
-                caption: curve.name().replace('-', " "),
-            });
+impl Pages<'_> {
+    /// Writes the page and its pictures into `out_dir`.
+    fn write(&self, out_dir: &Path) -> Result<(), VizError> {
+        let &Pages {
+            run_dir,
+            records,
+            last,
+            dataset,
+            options,
+            device,
+        } = self;
+        let mut html = String::new();
+        let title = format!("DeepCluster run {}", run_dir.display());
+        write_header(&mut html, &title, last, records.len());
+        write_config(&mut html, run_dir);
+        write_table(&mut html, records);
+
+        let mut curves = Vec::new();
+        for curve in Curve::ALL {
+            if let Some(image) = draw_curve(curve, records, 720, 400)? {
+                let file = format!("{}.png", curve.name());
+                save_png(&image, &out_dir.join(&file))?;
+                curves.push(Figure {
+                    file,
+                    caption: curve.name().replace('-', " "),
+                });
+            }
         }
+        write_section(&mut html, "Curves", &curves);
+
+        let has_checkpoint = !checkpoint::list_checkpoints(run_dir)?.is_empty();
+        if has_checkpoint {
+            let loaded = eval::load_run(run_dir, device)?;
+            let figures = network_figures(&loaded, dataset, options, out_dir, device)?;
+            write_section(&mut html, "Network", &figures);
+        } else {
+            html.push_str("<h2>Network</h2>\n<p>No checkpoint in the run folder yet.</p>\n");
+        }
+
+        let figures = cluster_figures(run_dir, last, dataset, options, out_dir)?;
+        write_section(
+            &mut html,
+            &format!("Clusters of epoch {}", last.epoch),
+            &figures,
+        );
+        write_evaluations(&mut html, run_dir);
+        html.push_str("</body>\n</html>\n");
+
+        write_atomically(&out_dir.join("index.html"), html.as_bytes())?;
+        Ok(())
     }
-    write_section(&mut html, "Curves", &curves);
-
-    let has_checkpoint = !checkpoint::list_checkpoints(run_dir)?.is_empty();
-    if has_checkpoint {
-        let loaded = eval::load_run(run_dir, device)?;
-        let figures = network_figures(&loaded, dataset, options, &out_dir, device)?;
-        write_section(&mut html, "Network", &figures);
-    } else {
-        html.push_str("<h2>Network</h2>\n<p>No checkpoint in the run folder yet.</p>\n");
-    }
-
-    let figures = cluster_figures(run_dir, last, dataset, options, &out_dir)?;
-    write_section(
-        &mut html,
-        &format!("Clusters of epoch {}", last.epoch),
-        &figures,
-    );
-    write_evaluations(&mut html, run_dir);
-    html.push_str("</body>\n</html>\n");
-
-    let page = out_dir.join("index.html");
-    write_atomically(&page, html.as_bytes())?;
-    Ok(page)
 }
 
 fn network_figures(
