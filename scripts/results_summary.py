@@ -4,6 +4,10 @@
 Columns: run, epochs, training minutes, k = 10 NMI / accuracy on the test split for fc7, for the
 best layer and for the random network's best layer, the best-layer linear probe of the trained
 network, the random network and the pixels, and the arguments given.
+
+With --per-epoch, prints instead one row per epoch of each run from its metrics.jsonl: learning
+rate, loss, NMI of the assignment against the labels and against the previous epoch's, cluster
+sizes and seconds.
 """
 import argparse
 import json
@@ -44,15 +48,37 @@ def linear_scores(run):
     return best.get("trained"), best.get("random"), best.get("pixels")
 
 
+def print_epochs(run):
+    print("| epoch | learning rate | loss | NMI vs labels | NMI vs previous | cluster sizes | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    with open(run / "metrics.jsonl") as file:
+        for line in file:
+            record = json.loads(line)
+            labels = record.get("labels") or {}
+            nmi = f"{labels['nmi']:.3f}" if "nmi" in labels else "–"
+            previous = record.get("nmi_previous")
+            previous = f"{previous:.3f}" if previous is not None else "–"
+            sizes = record["cluster_sizes"]
+            print(
+                f"| {record['epoch']} | {record['learning_rate']:.4f} | {record['loss']:.3f} | {nmi} "
+                f"| {previous} | {sizes['min']}–{sizes['max']} | {record['seconds']['total']:.0f} |"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, epilog="Arguments after `--` are printed as the row's command."
     )
     parser.add_argument("--minutes", type=float, help="training time in seconds, printed in minutes")
+    parser.add_argument("--per-epoch", action="store_true", help="print each run's epochs instead")
     parser.add_argument("runs", nargs="+", type=pathlib.Path)
     argv = sys.argv[1:]
     rest = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if args.per_epoch:
+        for run in args.runs:
+            print_epochs(run)
+        return
     for run in args.runs:
         epochs = sum(1 for _ in open(run / "metrics.jsonl"))
         trained, random = cluster_scores(run)
