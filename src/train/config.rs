@@ -536,11 +536,19 @@ fn check(
     }
 }
 
+/// Names the line of `text` where `span` starts, and quotes it, so that a type error such as
+/// `sampling = 3` shows its key.
 fn describe_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(span) => {
-            let line = 1 + text[..span.start.min(text.len())].matches('\n').count();
-            format!(" (line {line})")
+            let start = text.floor_char_boundary(span.start.min(text.len()));
+            let line = 1 + text[..start].matches('\n').count();
+            let content = text.lines().nth(line - 1).unwrap_or("").trim();
+            if content.is_empty() {
+                format!(" (line {line})")
+            } else {
+                format!(" (line {line}: `{content}`)")
+            }
         }
         None => String::new(),
     }
@@ -570,6 +578,15 @@ mod tests {
     fn unknown_key_is_rejected() {
         let error = toml::from_str::<TrainConfig>("kk = 3").unwrap_err();
         assert!(error.message().contains("kk"), "{}", error.message());
+    }
+
+    #[test]
+    fn type_error_quotes_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, "k = 10\nsampling = 3\n").unwrap();
+        let message = TrainConfig::from_toml_file(&path).unwrap_err().to_string();
+        assert!(message.contains("line 2: `sampling = 3`"), "{message}");
     }
 
     #[test]
