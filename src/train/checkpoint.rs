@@ -195,11 +195,22 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta, TrainError> {
         path: path.to_owned(),
         source,
     })?;
-    let meta: CheckpointMeta =
-        serde_json::from_slice(&bytes).map_err(|error| TrainError::Corrupt {
-            path: path.to_owned(),
-            message: error.to_string(),
-        })?;
+    let corrupt = |error: serde_json::Error| TrainError::Corrupt {
+        path: path.to_owned(),
+        message: error.to_string(),
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    if let Some(config) = value
+        .get_mut("config")
+        .and_then(|config| config.as_object_mut())
+    {
+        // Checkpoints written before these settings existed trained with the original
+        // DeepCluster's, which are no longer the defaults.
+        for (key, original) in [("sampling", "uniform"), ("loss_weighting", "none")] {
+            config.entry(key).or_insert_with(|| original.into());
+        }
+    }
+    let meta: CheckpointMeta = serde_json::from_value(value).map_err(corrupt)?;
     if meta.version != CHECKPOINT_VERSION {
         return Err(TrainError::Corrupt {
             path: path.to_owned(),
