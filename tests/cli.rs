@@ -326,3 +326,23 @@ fn resume_rejects_changed_settings() {
     let output = deepcluster(&["train", "--resume", "run", "-k", "10"], dir.path());
     assert_bad_input(&output, &["-k", "--resume"]);
 }
+
+#[test]
+fn image_sizes_the_network_cannot_take() {
+    let dir = tempfile::tempdir().unwrap();
+    for size in ["4x4", "32x2000"] {
+        let output = run_with(dir.path(), &["--image-size", size]);
+        assert_bad_input(&output, &[size, "8 to 128"]);
+    }
+    // Native 6×6 images, with no --image-size.
+    let images = dir.path().join("small");
+    fs::create_dir_all(&images).unwrap();
+    for i in 0..4u8 {
+        image::GrayImage::from_pixel(6, 6, image::Luma([40 * i]))
+            .save(images.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let output = run_with(dir.path(), &["--data", "small", "--out", "run"]);
+    assert_bad_input(&output, &["small", "6x6", "--image-size"]);
+    assert!(!dir.path().join("run").exists());
+}

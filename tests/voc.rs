@@ -367,6 +367,14 @@ fn difficult_flag_other_than_0_or_1() {
 }
 
 #[test]
+fn zero_max_images() {
+    let dir = tempfile::tempdir().unwrap();
+    write_devkit(dir.path());
+    let output = eval_voc(dir.path(), &["--max-images", "0"]);
+    assert_bad_input(&output, &["invalid --max-images 0: use at least 1"]);
+}
+
+#[test]
 fn image_listed_but_missing() {
     let dir = tempfile::tempdir().unwrap();
     write_devkit(dir.path());

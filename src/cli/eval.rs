@@ -433,7 +433,8 @@ pub fn check_input_shape(model_config: &ModelConfig, dataset: &Dataset) -> Resul
             dataset.width
         )));
     }
-    Ok(())
+    deepcluster::model::check_input_size(dataset.height, dataset.width)
+        .map_err(|message| Failure::bad_input(anyhow!("`{}`: {message}", dataset.source)))
 }
 
 /// Maps an evaluation error to its exit code: an unknown layer or images of the wrong shape are

@@ -244,7 +244,7 @@ impl VocArgs {
             ),
             (
                 "--max-images",
-                format!("{:?}", self.max_images),
+                self.max_images.map_or_else(String::new, |n| n.to_string()),
                 self.max_images != Some(0),
                 "at least 1",
             ),
@@ -274,10 +274,12 @@ fn parse_image_size(text: &str) -> Result<[usize; 2], String> {
     let invalid = || format!("invalid size `{text}`; expected HEIGHTxWIDTH, e.g. 32x32");
     let (height, width) = text.split_once(['x', 'X']).ok_or_else(invalid)?;
     let side = |value: &str| value.trim().parse::<usize>().ok().filter(|&v| v > 0);
-    Ok([
+    let (height, width) = (
         side(height).ok_or_else(invalid)?,
         side(width).ok_or_else(invalid)?,
-    ])
+    );
+    deepcluster::model::check_input_size(height, width)?;
+    Ok([height, width])
 }
 
 /// Prints the average precision of each class for each network, then the means.

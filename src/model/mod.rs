@@ -72,6 +72,27 @@ fn default_dropout() -> f64 {
 /// Dropout probability of AlexNet's fully connected layers.
 pub const DEFAULT_DROPOUT: f64 = 0.5;
 
+/// Smallest image side the network takes: its three 2×2 poolings need 8 pixels to leave a
+/// 1×1 map.
+pub const MIN_INPUT_SIDE: usize = 8;
+/// Largest image side the network takes. The first fully connected layer has one input per
+/// value of the last pooled map, so its size grows with the image area: at 128×128 and width
+/// 1 it already holds 268 million weights.
+pub const MAX_INPUT_SIDE: usize = 128;
+
+/// Checks that images of `height` × `width` pixels fit the network, and says which sizes do.
+pub fn check_input_size(height: usize, width: usize) -> Result<(), String> {
+    let fits = |side: usize| (MIN_INPUT_SIDE..=MAX_INPUT_SIDE).contains(&side);
+    if fits(height) && fits(width) {
+        Ok(())
+    } else {
+        Err(format!(
+            "images of {height}x{width} pixels do not fit the network, which takes sides of \
+             {MIN_INPUT_SIDE} to {MAX_INPUT_SIDE} pixels; resize them with --image-size, e.g. 32x32"
+        ))
+    }
+}
+
 impl ModelConfig {
     /// Channels seen by the first convolution: 2 with the Sobel front end, else `in_channels`.
     pub fn conv_in_channels(&self) -> usize {
