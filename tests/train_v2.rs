@@ -376,3 +376,14 @@ fn cli_rejects_v1_options_that_v2_ignores() {
         assert!(!dir.path().join("run").exists());
     }
 }
+
+#[test]
+fn cli_rejects_v2_options_without_method_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = deepcluster(
+        &["train", "--v2-small-crops", "1", "--out", "run"],
+        dir.path(),
+    );
+    assert_bad_input(&output, &["--v2-small-crops", "--method v2"]);
+    assert!(!dir.path().join("run").exists());
+}

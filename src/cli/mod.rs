@@ -91,7 +91,8 @@ impl Failure {
 impl From<deepcluster::train::TrainError> for Failure {
     fn from(error: deepcluster::train::TrainError) -> Self {
         let exit_code = match &error {
-            deepcluster::train::TrainError::Interrupted => EXIT_INTERRUPTED,
+            deepcluster::train::TrainError::Interrupted
+            | deepcluster::train::TrainError::InterruptedBeforeCheckpoint => EXIT_INTERRUPTED,
             error if error.is_bad_input() => EXIT_BAD_INPUT,
             _ => EXIT_FAILURE,
         };

@@ -209,6 +209,7 @@ fn parse_size(text: &str) -> Result<[u32; 2], String> {
     if height == 0 || width == 0 {
         return Err(invalid());
     }
+    deepcluster::model::check_input_size(height as usize, width as usize)?;
     Ok([height, width])
 }
 
@@ -320,6 +321,17 @@ impl TrainArgs {
         config.sobel &= !self.no_sobel;
         config.horizontal_flip &= !self.no_flip;
         config.validate().map_err(Failure::bad_input)?;
+        if config.method == Method::V1 {
+            let ignored = [
+                ("--v2-small-crops", self.v2_small_crops.is_some()),
+                ("--v2-temperature", self.v2_temperature.is_some()),
+            ];
+            if let Some((name, _)) = ignored.iter().find(|(_, given)| *given) {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "{name} applies only to --method v2; add --method v2 or remove {name}"
+                )));
+            }
+        }
         if config.method == Method::V2 {
             let ignored = [
                 ("--pca-dim", self.pca_dim.is_some()),
@@ -425,6 +437,9 @@ pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
         }
     };
     let dataset = load_dataset(&config)?;
+    deepcluster::model::check_input_size(dataset.height, dataset.width).map_err(|message| {
+        Failure::bad_input(anyhow::anyhow!("`{}`: {message}", dataset.source))
+    })?;
 
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);

@@ -109,6 +109,11 @@ pub enum TrainError {
     /// Ctrl-C was pressed.
     #[error("interrupted; the last complete checkpoint is kept and `--resume` continues from it")]
     Interrupted,
+    /// Ctrl-C was pressed during the first epoch, before any checkpoint.
+    #[error(
+        "interrupted in the first epoch, before any checkpoint was written; run the same command again to start over"
+    )]
+    InterruptedBeforeCheckpoint,
     /// The output folder already contains a run.
     #[error(
         "`{path}` already contains a run; pass `--resume {path}` to continue it, or choose another --out"
@@ -181,6 +186,7 @@ impl TrainError {
             TrainError::NonFiniteLoss { .. }
                 | TrainError::NonFiniteFeatures { .. }
                 | TrainError::Interrupted
+                | TrainError::InterruptedBeforeCheckpoint
                 | TrainError::Backend(_)
         )
     }

@@ -85,9 +85,15 @@ pub fn train(
         last_checkpoint: None,
     };
     for epoch in state.meta.epoch + 1..=config.epochs {
-        let (next, record) = match config.method {
-            Method::V1 => run_epoch(state, dataset, epoch, options, progress, interrupted)?,
-            Method::V2 => v2::run_epoch(state, dataset, epoch, options, progress, interrupted)?,
+        let result = match config.method {
+            Method::V1 => run_epoch(state, dataset, epoch, options, progress, interrupted),
+            Method::V2 => v2::run_epoch(state, dataset, epoch, options, progress, interrupted),
+        };
+        let (next, record) = match result {
+            Err(TrainError::Interrupted) if epoch == 1 => {
+                return Err(TrainError::InterruptedBeforeCheckpoint);
+            }
+            other => other?,
         };
         state = next;
         record::append_record(&options.run_dir, &record)?;
@@ -204,7 +210,14 @@ fn resume_state(
             shape.0, shape.1, shape.2, dataset.channels, dataset.height, dataset.width
         )));
     }
+    if config.epochs <= meta.epoch {
+        return Err(mismatch(format!(
+            "the run already has {} epochs; pass --epochs above {} to train more",
+            meta.epoch, meta.epoch
+        )));
+    }
     meta.config.epochs = config.epochs;
+    record::write_atomically(&run_dir.join(CONFIG_FILE), meta.config.to_toml().as_bytes())?;
     record::truncate_records(run_dir, meta.epoch)?;
     record::remove_assignments_after(run_dir, meta.epoch)?;
     let assignment_file = record::assignment_path(run_dir, meta.epoch);
