@@ -346,3 +346,14 @@ fn image_sizes_the_network_cannot_take() {
     assert_bad_input(&output, &["small", "6x6", "--image-size"]);
     assert!(!dir.path().join("run").exists());
 }
+
+#[test]
+fn zero_threads_on_any_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in [&["train"][..], &["eval", "cluster"], &["report", "run"]] {
+        let mut args = command.to_vec();
+        args.extend(["--threads", "0"]);
+        let output = deepcluster(&args, dir.path());
+        assert_bad_input(&output, &["--threads 0", "at least 1"]);
+    }
+}

@@ -31,6 +31,10 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// Number of CPU threads [default: all cores].
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -56,12 +60,9 @@ enum Command {
 pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.quiet, cli.verbose);
-    let result = match cli.command {
-        Command::Train(args) => train::run(*args, cli.quiet),
-        Command::Eval(command) => eval::run(command),
-        Command::Evaluate(args) => evaluate::run(args),
-        Command::Viz(command) => viz::run(command),
-        Command::Report(args) => report::run(args),
+    let result = match set_threads(cli.threads) {
+        Err(failure) => Err(failure),
+        Ok(()) => run_command(cli.command, cli.quiet),
     };
     match result {
         Ok(()) => 0,
@@ -69,6 +70,34 @@ pub fn run() -> i32 {
             eprintln!("error: {}", error_chain(&failure.error));
             failure.exit_code
         }
+    }
+}
+
+/// Sizes the thread pool that burn's CPU kernels, k-means and PCA share.
+fn set_threads(threads: Option<usize>) -> Result<(), Failure> {
+    let Some(threads) = threads else {
+        return Ok(());
+    };
+    if threads == 0 {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "invalid --threads 0: use at least 1"
+        )));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|error| {
+            Failure::bad_input(anyhow::anyhow!("cannot configure the thread pool: {error}"))
+        })
+}
+
+fn run_command(command: Command, quiet: bool) -> Result<(), Failure> {
+    match command {
+        Command::Train(args) => train::run(*args, quiet),
+        Command::Eval(command) => eval::run(command),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Viz(command) => viz::run(command),
+        Command::Report(args) => report::run(args),
     }
 }
 

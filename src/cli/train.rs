@@ -188,10 +188,6 @@ pub struct TrainArgs {
     #[arg(long)]
     seed: Option<u64>,
 
-    /// Number of CPU threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-
     /// Device to train on: cpu, or tch, tch-cuda:N, wgpu when built with those features.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -400,18 +396,6 @@ pub fn load_dataset(config: &TrainConfig) -> Result<Dataset, Failure> {
 
 /// Runs `deepcluster train`.
 pub fn run(args: TrainArgs, quiet: bool) -> Result<(), Failure> {
-    if let Some(threads) = args.threads {
-        if threads == 0 {
-            return Err(Failure::bad_input(anyhow::anyhow!(
-                "invalid --threads 0: use at least 1"
-            )));
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .context("cannot configure the thread pool")
-            .map_err(Failure::bad_input)?;
-    }
     let device = parse_device(&args.device).map_err(Failure::bad_input)?;
 
     let (config, run_dir, resume) = match &args.resume {
