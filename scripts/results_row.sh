@@ -17,6 +17,14 @@ runs=${RUNS:-runs/results}
 probe_images=${PROBE_IMAGES:-10000}
 probe_layers=${PROBE_LAYERS:-conv1,conv2,conv3,conv4,conv5}
 run=$runs/$name
+if [ ! -d "$data" ]; then
+    echo "error: no Fashion-MNIST folder at \`$data\`; set DATA to a folder holding its four IDX files" >&2
+    exit 2
+fi
+if [ ! -x "$dc" ]; then
+    echo "error: no deepcluster binary at \`$dc\`; run \`cargo build --release\` or set DC" >&2
+    exit 2
+fi
 mkdir -p "$runs"
 
 start=$(date +%s)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Prints one Markdown table row per run folder scored by scripts/results_row.sh.
 
-Columns: run, epochs, training minutes, k = 10 NMI / accuracy on the test split for fc7, for the
-best layer and for the random network's best layer, the best-layer linear probe of the trained
-network, the random network and the pixels, and the arguments given.
+Columns, as in the lever tables of docs/results.md: run, the arguments given, training minutes,
+k = 10 NMI / accuracy on the test split for fc7 and for the best layer, and the best layer's
+linear probe. A line on stderr gives the baselines measured beside it: the random network's best
+layer and probe, and the probe on raw pixels.
 
 With --per-epoch, prints instead one row per epoch of each run from its metrics.jsonl: learning
 rate, loss, NMI of the assignment against the labels and against the previous epoch's, cluster
@@ -90,10 +91,15 @@ def main():
         linear_text = f"{linear[0]:.3f} ({linear[1]})" if linear else "–"
         random_text = f"{linear_random[0]:.3f}" if linear_random else "–"
         pixels_text = f"{linear_pixels[0]:.3f}" if linear_pixels else "–"
+        options = f"`{' '.join(rest)}`" if rest else "(none)"
         print(
-            f"| {run.name} | {epochs} | {minutes} | {fc7[0]:.3f} / {fc7[1]:.3f} "
-            f"| {nmi:.3f} / {accuracy:.3f} ({layer}) | {random_best[0]:.3f} / {random_best[1]:.3f} "
-            f"| {linear_text} | {random_text} | {pixels_text} | `{' '.join(rest)}` |"
+            f"| {run.name} | {options} | {minutes} | {fc7[0]:.3f} / {fc7[1]:.3f} "
+            f"| {nmi:.3f} / {accuracy:.3f} ({layer}) | {linear_text} |"
+        )
+        print(
+            f"{run.name}, {epochs} epochs: random network {random_best[0]:.3f} / "
+            f"{random_best[1]:.3f}, probe {random_text}; pixels probe {pixels_text}",
+            file=sys.stderr,
         )
 
 
