@@ -313,6 +313,13 @@ fn failed_report_keeps_the_previous_one() {
         .collect();
     names.sort();
     assert_eq!(names, ["report"]);
+
+    // A file where the report folder goes is replaced, and nothing else is left.
+    std::fs::remove_dir_all(run.join("report")).unwrap();
+    std::fs::write(run.join("report"), "not a folder").unwrap();
+    assert_exit(&deepcluster(&["report", run_arg]), 0, &[]);
+    assert!(page.exists());
+    assert!(!run.join("report.previous").exists());
 }
 
 #[test]

@@ -87,9 +87,7 @@ pub fn write_report(
         let path = path.to_owned();
         move |source| TrainError::Write { path, source }
     };
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(write_error(&staging))?;
-    }
+    remove_if_present(&staging).map_err(write_error(&staging))?;
     fs::create_dir_all(&staging).map_err(write_error(&staging))?;
     let pages = Pages {
         run_dir,
@@ -107,17 +105,23 @@ pub fn write_report(
 
     let out_dir = run_dir.join(REPORT_DIR);
     let previous = run_dir.join(REPORT_PREVIOUS_DIR);
-    if previous.exists() {
-        fs::remove_dir_all(&previous).map_err(write_error(&previous))?;
-    }
-    if out_dir.exists() {
+    remove_if_present(&previous).map_err(write_error(&previous))?;
+    if out_dir.symlink_metadata().is_ok() {
         fs::rename(&out_dir, &previous).map_err(write_error(&out_dir))?;
     }
     fs::rename(&staging, &out_dir).map_err(write_error(&out_dir))?;
-    if previous.exists() {
-        fs::remove_dir_all(&previous).map_err(write_error(&previous))?;
-    }
+    remove_if_present(&previous).map_err(write_error(&previous))?;
     Ok(out_dir.join("index.html"))
+}
+
+/// Removes the file or folder at `path`, if there is one.
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata() {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+    }
 }
 
 /// What the report shows.
