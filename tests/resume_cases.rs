@@ -33,7 +33,7 @@ fn train_run(
 }
 
 #[test]
-fn checkpoint_without_sampling_keys_reads_as_the_original() {
+fn old_checkpoint_keeps_original_sampling() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     train_run(&small_config(1), &run, false, false).unwrap();
@@ -55,7 +55,7 @@ fn checkpoint_without_sampling_keys_reads_as_the_original() {
 }
 
 #[test]
-fn resume_records_the_new_epoch_count_and_refuses_fewer() {
+fn resume_updates_epoch_count() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     train_run(&small_config(1), &run, false, false).unwrap();
@@ -74,7 +74,7 @@ fn resume_records_the_new_epoch_count_and_refuses_fewer() {
 }
 
 #[test]
-fn interruption_in_the_first_epoch_says_there_is_nothing_to_resume() {
+fn interrupt_in_first_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let error = train_run(&small_config(1), &run, false, true).unwrap_err();
@@ -89,13 +89,16 @@ fn interruption_in_the_first_epoch_says_there_is_nothing_to_resume() {
 
 #[test]
 fn identical_images_train_with_empty_clusters() {
-    let one = fashion_mnist(1);
+    let first_image = fashion_mnist(1);
     let n_images = 64;
     let dataset = deepcluster::data::Dataset {
-        images: one.images.repeat(n_images),
+        images: first_image.images.repeat(n_images),
         n_images,
-        labels: one.labels.as_ref().map(|labels| labels.repeat(n_images)),
-        ..one
+        labels: first_image
+            .labels
+            .as_ref()
+            .map(|labels| labels.repeat(n_images)),
+        ..first_image
     };
     let dir = tempfile::tempdir().unwrap();
     let config = TrainConfig {

@@ -124,7 +124,7 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// What the report shows.
+/// The inputs of one report page.
 struct Pages<'a> {
     run_dir: &'a Path,
     records: &'a [EpochRecord],
