@@ -357,3 +357,27 @@ fn zero_threads_on_any_command() {
         assert_bad_input(&output, &["--threads 0", "at least 1"]);
     }
 }
+
+#[test]
+fn damaged_latest_checkpoint_on_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_with(dir.path(), &["--out", "run"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = deepcluster(
+        &["train", "--resume", "run", "--epochs", "2", "-q"],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let weights = dir.path().join("run/checkpoints/epoch_0002.safetensors");
+    let bytes = fs::read(&weights).unwrap();
+    fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+
+    let output = deepcluster(
+        &["eval", "cluster", "--run", "run", "--max-images", "50"],
+        dir.path(),
+    );
+    assert_bad_input(
+        &output,
+        &["epoch_0002.safetensors", "epoch 1 may be intact", "--resume"],
+    );
+}

@@ -44,14 +44,38 @@ pub struct LoadedModel {
 
 /// Loads the latest checkpoint of the run folder `run_dir`.
 pub fn load_run(run_dir: &Path, device: &Device) -> Result<LoadedModel, TrainError> {
-    let Some(&epoch) = checkpoint::list_checkpoints(run_dir)?.last() else {
+    let epochs = checkpoint::list_checkpoints(run_dir)?;
+    let Some(&epoch) = epochs.last() else {
         return Err(TrainError::NoCheckpoint {
             path: run_dir.to_owned(),
         });
     };
     let paths = CheckpointPaths::for_epoch(run_dir, epoch);
-    let meta = checkpoint::read_meta(&paths.meta)?;
-    let model = checkpoint::load_weights(&paths.weights, &meta.model, device)?;
+    // An evaluation scores the latest epoch or nothing, because scores of an older one would
+    // pass for the latest's. A damaged file names the intact checkpoint before it.
+    let with_hint = |error: TrainError| {
+        let Some(previous) = epochs.iter().rev().nth(1) else {
+            return error;
+        };
+        let hint = format!(
+            "the checkpoint of epoch {previous} may be intact: `deepcluster train --resume` \
+             retrains epoch {epoch} from it, or removing checkpoints/epoch_{epoch:04}.* makes it \
+             the latest"
+        );
+        match error {
+            TrainError::Corrupt { path, message } => TrainError::Corrupt {
+                path,
+                message: format!("{message}; {hint}"),
+            },
+            TrainError::Checkpoint { path, message } => TrainError::Checkpoint {
+                path,
+                message: format!("{message}; {hint}"),
+            },
+            error => error,
+        }
+    };
+    let meta = checkpoint::read_meta(&paths.meta).map_err(with_hint)?;
+    let model = checkpoint::load_weights(&paths.weights, &meta.model, device).map_err(with_hint)?;
     Ok(LoadedModel {
         model,
         config: meta.model,
