@@ -367,6 +367,28 @@ fn difficult_flag_other_than_0_or_1() {
 }
 
 #[test]
+fn same_train_and_test_set_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    write_devkit(dir.path());
+    let output = eval_voc(
+        dir.path(),
+        &[
+            "--model",
+            "random",
+            "--width",
+            "0.125",
+            "--train-set",
+            "test",
+            "--test-set",
+            "test",
+        ],
+    );
+    assert_success(&output);
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("both `test`"), "{message}");
+}
+
+#[test]
 fn zero_max_images() {
     let dir = tempfile::tempdir().unwrap();
     write_devkit(dir.path());

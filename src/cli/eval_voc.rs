@@ -146,6 +146,12 @@ pub fn run(args: VocArgs) -> Result<(), Failure> {
     };
     let train = load(args.train_set)?;
     let test = load(args.test_set)?;
+    if args.train_set == args.test_set {
+        tracing::warn!(
+            "--train-set and --test-set are both `{}`: the scores are on the training images",
+            format!("{:?}", args.train_set).to_lowercase()
+        );
+    }
 
     // Without a run, the new network's shapes come from the VOC images, which are decoded
     // larger than the network's input.
@@ -315,6 +321,14 @@ fn print_table(rows: &[VocRow]) {
         );
     }
     println!("{line}");
+    if rows
+        .iter()
+        .any(|row| row.result.scores.mean_average_precision.is_none())
+    {
+        tracing::warn!(
+            "no class has a positive test image, so there is no mAP; use a larger test set or --max-images"
+        );
+    }
 }
 
 /// Draws the VOC 2007 11-point AP of each class, one bar per network, to `path`. A class
