@@ -378,6 +378,10 @@ fn damaged_latest_checkpoint_on_eval() {
     );
     assert_bad_input(
         &output,
-        &["epoch_0002.safetensors", "epoch 1 may be intact", "--resume"],
+        &[
+            "epoch_0002.safetensors",
+            "epoch 1 may be intact",
+            "--resume",
+        ],
     );
 }
