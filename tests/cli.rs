@@ -348,13 +348,19 @@ fn image_sizes_the_network_cannot_take() {
 }
 
 #[test]
-fn zero_threads_on_any_command() {
+fn invalid_threads_on_any_command() {
     let dir = tempfile::tempdir().unwrap();
     for command in [&["train"][..], &["eval", "cluster"], &["report", "run"]] {
         let mut args = command.to_vec();
         args.extend(["--threads", "0"]);
         let output = deepcluster(&args, dir.path());
         assert_bad_input(&output, &["--threads 0", "at least 1"]);
+    }
+    for command in [&["train"][..], &["eval", "linear"]] {
+        let mut args = command.to_vec();
+        args.extend(["--threads", "99999"]);
+        let output = deepcluster(&args, dir.path());
+        assert_bad_input(&output, &["--threads 99999", "at most 1024"]);
     }
 }
 

@@ -73,14 +73,18 @@ pub fn run() -> i32 {
     }
 }
 
+/// Largest accepted `--threads`: far above any CPU's cores, and far below the thread count at
+/// which creating the pool itself fails.
+const MAX_THREADS: usize = 1024;
+
 /// Sizes the thread pool that burn's CPU kernels, k-means and PCA share.
 fn set_threads(threads: Option<usize>) -> Result<(), Failure> {
     let Some(threads) = threads else {
         return Ok(());
     };
-    if threads == 0 {
+    if threads == 0 || threads > MAX_THREADS {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "invalid --threads 0: use at least 1"
+            "invalid --threads {threads}: use at least 1 and at most {MAX_THREADS}"
         )));
     }
     rayon::ThreadPoolBuilder::new()
