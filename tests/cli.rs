@@ -256,14 +256,18 @@ fn non_finite_loss_stops_without_checkpoint() {
     );
 }
 
+/// Cuts a file to its first half, as a crash during a copy would.
+fn truncate_to_half(path: &Path) {
+    let bytes = fs::read(path).unwrap();
+    fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+}
+
 #[test]
 fn corrupt_checkpoint_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let output = run_with(dir.path(), &["--out", "run"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let weights = dir.path().join("run/checkpoints/epoch_0001.safetensors");
-    let bytes = fs::read(&weights).unwrap();
-    fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    truncate_to_half(&dir.path().join("run/checkpoints/epoch_0001.safetensors"));
 
     let output = deepcluster(
         &["train", "--resume", "run", "--epochs", "2", "-q"],
@@ -374,9 +378,7 @@ fn damaged_latest_checkpoint_on_eval() {
         dir.path(),
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let weights = dir.path().join("run/checkpoints/epoch_0002.safetensors");
-    let bytes = fs::read(&weights).unwrap();
-    fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    truncate_to_half(&dir.path().join("run/checkpoints/epoch_0002.safetensors"));
 
     let output = deepcluster(
         &["eval", "cluster", "--run", "run", "--max-images", "50"],

@@ -317,32 +317,34 @@ impl TrainArgs {
         config.sobel &= !self.no_sobel;
         config.horizontal_flip &= !self.no_flip;
         config.validate().map_err(Failure::bad_input)?;
-        if config.method == Method::V1 {
-            let ignored = [
-                ("--v2-small-crops", self.v2_small_crops.is_some()),
-                ("--v2-temperature", self.v2_temperature.is_some()),
-            ];
-            if let Some((name, _)) = ignored.iter().find(|(_, given)| *given) {
-                return Err(Failure::bad_input(anyhow::anyhow!(
-                    "{name} applies only to --method v2; add --method v2 or remove {name}"
-                )));
-            }
-        }
-        if config.method == Method::V2 {
-            let ignored = [
-                ("--pca-dim", self.pca_dim.is_some()),
-                ("--no-whiten", self.no_whiten),
-                ("--sampling", self.sampling.is_some()),
-                ("--loss-weighting", self.loss_weighting.is_some()),
-                ("--top-init", self.top_init.is_some()),
-            ];
-            if let Some((name, _)) = ignored.iter().find(|(_, given)| *given) {
-                return Err(Failure::bad_input(anyhow::anyhow!(
-                    "{name} has no effect with --method v2, which clusters its unit-length embeddings and trains on every image once per epoch with an unweighted loss; remove {name}"
-                )));
-            }
+        match config.method {
+            Method::V1 => reject_given(
+                &[
+                    ("--v2-small-crops", self.v2_small_crops.is_some()),
+                    ("--v2-temperature", self.v2_temperature.is_some()),
+                ],
+                "applies only to --method v2; add --method v2 or remove it",
+            )?,
+            Method::V2 => reject_given(
+                &[
+                    ("--pca-dim", self.pca_dim.is_some()),
+                    ("--no-whiten", self.no_whiten),
+                    ("--sampling", self.sampling.is_some()),
+                    ("--loss-weighting", self.loss_weighting.is_some()),
+                    ("--top-init", self.top_init.is_some()),
+                ],
+                "has no effect with --method v2, which clusters its unit-length embeddings and trains on every image once per epoch with an unweighted loss; remove it",
+            )?,
         }
         Ok(config)
+    }
+}
+
+/// Rejects the first option of `options` (name, whether given) that was given, with `reason`.
+fn reject_given(options: &[(&str, bool)], reason: &str) -> Result<(), Failure> {
+    match options.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(Failure::bad_input(anyhow::anyhow!("{name} {reason}"))),
+        None => Ok(()),
     }
 }
 

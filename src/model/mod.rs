@@ -77,10 +77,10 @@ pub const DEFAULT_DROPOUT: f64 = 0.5;
 pub const MIN_INPUT_SIDE: usize = 8;
 /// Largest image side the network takes. The first fully connected layer has one input per
 /// value of the last pooled map, so its size grows with the image area: at 128×128 and width
-/// 1 it already holds 268 million weights.
+/// 1 it already contains 268 million weights.
 pub const MAX_INPUT_SIDE: usize = 128;
 
-/// Checks that images of `height` × `width` pixels fit the network, and says which sizes do.
+/// Checks that images of `height` × `width` pixels fit the network, and names the sizes that do.
 pub fn check_input_size(height: usize, width: usize) -> Result<(), String> {
     let fits = |side: usize| (MIN_INPUT_SIDE..=MAX_INPUT_SIDE).contains(&side);
     if fits(height) && fits(width) {

@@ -158,7 +158,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// SGD learning rate, for the backbone and the top layer.
     pub learning_rate: f64,
-    /// How the learning rate changes from one epoch to the next.
+    /// Schedule of the learning rate over the epochs.
     pub lr_schedule: LrSchedule,
     /// SGD momentum of the backbone (the top layer uses none).
     pub momentum: f64,
